@@ -1,0 +1,9 @@
+//! raftwal's native core: etcd's WAL format (frames, records, the CRC chain,
+//! segments, the writer and the reader) in pure Rust. The PyO3 layer in
+//! `python/` is compiled only with the `python` feature, so
+//! `cargo test --no-default-features` needs no interpreter.
+
+pub mod crc;
+
+#[cfg(feature = "python")]
+mod python;
