@@ -4,6 +4,15 @@
 //! `cargo test --no-default-features` needs no interpreter.
 
 pub mod crc;
+pub mod decoder;
+pub mod error;
+pub mod frame;
+pub mod fsutil;
+pub mod pagewriter;
+pub mod record;
+pub mod repair;
+pub mod segment;
+pub mod wal;
 
 #[cfg(feature = "python")]
 mod python;

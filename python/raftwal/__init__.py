@@ -23,6 +23,7 @@ from .errors import (
     WALNotFoundError,
     WALPoisonedError,
 )
+from .wal import WAL, repair, valid_snapshot_entries, verify, wal_exists
 from .messages import (
     ConfChange,
     ConfChangeSingle,
@@ -74,10 +75,15 @@ __all__ = [
     "TornTailError",
     "UnavailableError",
     "UnknownRecordTypeError",
+    "WAL",
     "WALClosedError",
     "WALLockedError",
     "WALNotFoundError",
     "WALPoisonedError",
     "WalSnapshot",
     "crc32c",
+    "repair",
+    "valid_snapshot_entries",
+    "verify",
+    "wal_exists",
 ]

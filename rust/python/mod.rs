@@ -1,6 +1,362 @@
-//! The `raftwal._native` extension module.
+//! The `raftwal._native` extension module: the WAL core seen from Python.
+//!
+//! Exceptions are raftwal's own (defined in `raftwal/errors.py`) and are
+//! mapped from the core's error type in one place, `to_py`. The GIL is
+//! released around every write, fsync and wait; no Python code runs while
+//! a Rust lock is held.
 
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyFileExistsError, PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::{import_exception, intern};
+
+use crate::error::Error;
+use crate::fsutil;
+use crate::record::{HardState, WalSnap};
+use crate::repair as walrepair;
+use crate::wal::{EntryRef, Wal, DEFAULT_SEGMENT_SIZE};
+
+import_exception!(raftwal.errors, CorruptionError);
+import_exception!(raftwal.errors, CRCMismatchError);
+import_exception!(raftwal.errors, TornTailError);
+import_exception!(raftwal.errors, UnknownRecordTypeError);
+import_exception!(raftwal.errors, RecordTooLargeError);
+import_exception!(raftwal.errors, SliceOutOfRangeError);
+import_exception!(raftwal.errors, SnapshotMismatchError);
+import_exception!(raftwal.errors, SnapshotNotFoundError);
+import_exception!(raftwal.errors, MetadataConflictError);
+import_exception!(raftwal.errors, WALNotFoundError);
+import_exception!(raftwal.errors, WALLockedError);
+import_exception!(raftwal.errors, WALClosedError);
+import_exception!(raftwal.errors, WALPoisonedError);
+
+/// The one mapping from the core's errors to Python exceptions.
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Io { source, .. } => match source.raw_os_error() {
+            Some(errno) => PyOSError::new_err((errno, msg)),
+            None => PyOSError::new_err(msg),
+        },
+        Error::CrcMismatch { .. } => CRCMismatchError::new_err(msg),
+        Error::TornTail { .. } => TornTailError::new_err(msg),
+        Error::Corrupt { .. } => CorruptionError::new_err(msg),
+        Error::UnknownRecordType { .. } => UnknownRecordTypeError::new_err(msg),
+        Error::RecordTooLarge { .. } => RecordTooLargeError::new_err(msg),
+        Error::SliceOutOfRange { .. } => SliceOutOfRangeError::new_err(msg),
+        Error::SnapshotMismatch { .. } => SnapshotMismatchError::new_err(msg),
+        Error::SnapshotNotFound { .. } => SnapshotNotFoundError::new_err(msg),
+        Error::MetadataConflict { .. } => MetadataConflictError::new_err(msg),
+        Error::NotFound(_) => WALNotFoundError::new_err(msg),
+        Error::Locked(_) => WALLockedError::new_err(msg),
+        Error::Exists(_) => PyFileExistsError::new_err(msg),
+        Error::Closed(_) => WALClosedError::new_err(msg),
+        Error::Poisoned(_) => WALPoisonedError::new_err(msg),
+        Error::Invalid(_) => PyValueError::new_err(msg),
+    }
+}
+
+fn extract_hard_state(obj: &Bound<'_, PyAny>) -> PyResult<HardState> {
+    let py = obj.py();
+    Ok(HardState {
+        term: obj.getattr(intern!(py, "term"))?.extract()?,
+        vote: obj.getattr(intern!(py, "vote"))?.extract()?,
+        commit: obj.getattr(intern!(py, "commit"))?.extract()?,
+    })
+}
+
+/// An entry pulled out of a Python object; the data stays the caller's bytes.
+struct OwnedEntry {
+    term: u64,
+    index: u64,
+    etype: i32,
+    data: Option<PyBackedBytes>,
+}
+
+fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
+    let py = seq.py();
+    let mut out = Vec::with_capacity(seq.len().unwrap_or(0));
+    for item in seq.try_iter()? {
+        let e = item?;
+        let data = e.getattr(intern!(py, "data"))?;
+        out.push(OwnedEntry {
+            term: e.getattr(intern!(py, "term"))?.extract()?,
+            index: e.getattr(intern!(py, "index"))?.extract()?,
+            etype: e.getattr(intern!(py, "type"))?.extract()?,
+            data: if data.is_none() {
+                None
+            } else {
+                Some(data.extract()?)
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A WAL shared between threads: one lock over the core, and a condition
+/// variable for group commit (one fsync covers every save pending when it
+/// starts; later callers wait for it and find their save covered).
+#[pyclass(frozen, name = "Wal", module = "raftwal._native")]
+pub struct PyWal {
+    inner: Mutex<Wal>,
+    cond: Condvar,
+}
+
+impl PyWal {
+    fn lock(&self) -> MutexGuard<'_, Wal> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Block until saves up to `seq` are on stable storage.
+    fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+        let mut w = self.lock();
+        loop {
+            if w.durable_seq >= seq {
+                return Ok(());
+            }
+            if let Some(m) = &w.poisoned {
+                return Err(Error::Poisoned(m.clone()));
+            }
+            if w.is_closed() {
+                return Err(Error::Closed("the WAL is closed"));
+            }
+            if !w.syncing {
+                break;
+            }
+            w = self.cond.wait(w).unwrap_or_else(|p| p.into_inner());
+        }
+        w.syncing = true;
+        let flushed = w.flush_for_sync();
+        drop(w);
+        let res = flushed.and_then(|(file, s, idx)| match fsutil::fdatasync(&file) {
+            Ok(()) => Ok((s, idx)),
+            Err(e) => Err(Error::io(
+                "fdatasync of the WAL tail failed; the WAL is poisoned",
+                e,
+            )),
+        });
+        let mut w = self.lock();
+        w.syncing = false;
+        let out = match res {
+            Ok((s, idx)) => {
+                w.mark_durable(s, idx);
+                Ok(())
+            }
+            Err(e) => {
+                if w.poisoned.is_none() {
+                    w.poisoned = Some(e.to_string());
+                }
+                Err(e)
+            }
+        };
+        self.cond.notify_all();
+        out
+    }
+}
+
+fn wal_snap(index: u64, term: u64, conf_state: Option<&[u8]>) -> WalSnap {
+    WalSnap {
+        index,
+        term,
+        conf_state: conf_state.map(|c| c.to_vec()),
+    }
+}
+
+#[pymethods]
+impl PyWal {
+    #[staticmethod]
+    #[pyo3(signature = (dirpath, metadata, segment_size = DEFAULT_SEGMENT_SIZE))]
+    fn create(
+        py: Python<'_>,
+        dirpath: PathBuf,
+        metadata: Option<&[u8]>,
+        segment_size: u64,
+    ) -> PyResult<Self> {
+        let md = metadata.map(|m| m.to_vec());
+        let w = py
+            .detach(|| Wal::create(&dirpath, md.as_deref(), segment_size))
+            .map_err(to_py)?;
+        Ok(PyWal {
+            inner: Mutex::new(w),
+            cond: Condvar::new(),
+        })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (dirpath, index, term, writable, segment_size = DEFAULT_SEGMENT_SIZE))]
+    fn open(
+        py: Python<'_>,
+        dirpath: PathBuf,
+        index: u64,
+        term: u64,
+        writable: bool,
+        segment_size: u64,
+    ) -> PyResult<Self> {
+        let w = py
+            .detach(|| {
+                Wal::open(
+                    &dirpath,
+                    wal_snap(index, term, None),
+                    writable,
+                    segment_size,
+                )
+            })
+            .map_err(to_py)?;
+        Ok(PyWal {
+            inner: Mutex::new(w),
+            cond: Condvar::new(),
+        })
+    }
+
+    /// Replay the log: (metadata or None, (term, vote, commit), entries),
+    /// each entry built as `entry_cls(term, index, type, data)`.
+    fn read_all<'py>(
+        &self,
+        py: Python<'py>,
+        entry_cls: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let res = py.detach(|| {
+            let mut w = self.lock();
+            let r = w.read_all()?;
+            let last = r.entries.last().map(|e| e.index);
+            let idx = last.unwrap_or(0).max(w.durable_index);
+            let seq = w.seq;
+            w.mark_durable(seq, idx);
+            Ok::<_, Error>(r)
+        });
+        let r = res.map_err(to_py)?;
+        let list = PyList::empty(py);
+        for e in r.entries {
+            let data = match e.data {
+                Some(d) => PyBytes::new(py, &d).into_any(),
+                None => py.None().into_bound(py),
+            };
+            list.append(entry_cls.call1((e.term, e.index, e.etype, data))?)?;
+        }
+        let md = r.metadata.map(|m| PyBytes::new(py, &m));
+        let hs = (r.state.term, r.state.vote, r.state.commit);
+        PyTuple::new(
+            py,
+            [
+                md.into_pyobject(py)?.into_any(),
+                hs.into_pyobject(py)?.into_any(),
+                list.into_any(),
+            ],
+        )
+    }
+
+    /// Append entries and a HardState. With `sync`, returns once they are
+    /// durable whenever raft's MustSync rule says so. Returns the save's
+    /// sequence number, for `sync_to`.
+    #[pyo3(signature = (hard_state, entries, sync = true))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        hard_state: &Bound<'_, PyAny>,
+        entries: &Bound<'_, PyAny>,
+        sync: bool,
+    ) -> PyResult<u64> {
+        let hs = extract_hard_state(hard_state)?;
+        let owned = entries_of(entries)?;
+        py.detach(|| {
+            let refs: Vec<EntryRef<'_>> = owned
+                .iter()
+                .map(|e| EntryRef {
+                    term: e.term,
+                    index: e.index,
+                    etype: e.etype,
+                    data: e.data.as_deref(),
+                })
+                .collect();
+            let (seq, must_sync) = {
+                let mut w = self.lock();
+                let must = w.save(&hs, &refs, false)?;
+                (w.seq, must)
+            };
+            if must_sync && sync {
+                self.wait_durable(seq)?;
+            }
+            Ok::<_, Error>(seq)
+        })
+        .map_err(to_py)
+    }
+
+    /// Block until every save up to `seq` is durable, sharing fsyncs.
+    fn sync_to(&self, py: Python<'_>, seq: u64) -> PyResult<()> {
+        py.detach(|| self.wait_durable(seq)).map_err(to_py)
+    }
+
+    /// Flush and fdatasync the tail now.
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let mut w = self.lock();
+            w.seq += 1;
+            let seq = w.seq;
+            drop(w);
+            self.wait_durable(seq)
+        })
+        .map_err(to_py)
+    }
+
+    #[pyo3(signature = (index, term, conf_state = None))]
+    fn save_snapshot(
+        &self,
+        py: Python<'_>,
+        index: u64,
+        term: u64,
+        conf_state: Option<&[u8]>,
+    ) -> PyResult<()> {
+        let s = wal_snap(index, term, conf_state);
+        py.detach(|| self.lock().save_snapshot(&s)).map_err(to_py)
+    }
+
+    fn release_lock_to(&self, py: Python<'_>, index: u64) -> PyResult<()> {
+        py.detach(|| self.lock().release_lock_to(index))
+            .map_err(to_py)
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let r = py.detach(|| {
+            let r = self.lock().close();
+            self.cond.notify_all();
+            r
+        });
+        r.map_err(to_py)
+    }
+
+    fn locked_segments(&self) -> Vec<String> {
+        self.lock().locked_segments()
+    }
+
+    #[getter]
+    fn durable_index(&self) -> u64 {
+        self.lock().durable_index
+    }
+
+    #[getter]
+    fn last_index(&self) -> u64 {
+        self.lock().last_index()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.lock().is_closed()
+    }
+
+    #[getter]
+    fn dirpath(&self) -> PathBuf {
+        self.lock().dir().to_path_buf()
+    }
+
+    #[getter]
+    fn segment_size(&self) -> u64 {
+        self.lock().segment_size()
+    }
+}
 
 /// CRC-32C of `data`, continuing from `crc` (0 starts a new checksum).
 #[pyfunction(name = "crc32c")]
@@ -13,8 +369,54 @@ fn crc32c_py(py: Python<'_>, data: &[u8], crc: u32) -> u32 {
     }
 }
 
+#[pyfunction]
+fn wal_exists(dirpath: PathBuf) -> bool {
+    walrepair::exists(&dirpath)
+}
+
+#[pyfunction]
+fn repair(py: Python<'_>, dirpath: PathBuf) -> PyResult<bool> {
+    py.detach(|| walrepair::repair(&dirpath)).map_err(to_py)
+}
+
+/// Returns the last HardState as (term, vote, commit).
+#[pyfunction]
+fn verify(py: Python<'_>, dirpath: PathBuf, index: u64, term: u64) -> PyResult<(u64, u64, u64)> {
+    let hs = py
+        .detach(|| walrepair::verify(&dirpath, &wal_snap(index, term, None)))
+        .map_err(to_py)?;
+    Ok((hs.term, hs.vote, hs.commit))
+}
+
+/// [(index, term, conf_state bytes or None)] in WAL order.
+#[pyfunction]
+fn valid_snapshot_entries(
+    py: Python<'_>,
+    dirpath: PathBuf,
+) -> PyResult<Vec<(u64, u64, Option<Py<PyBytes>>)>> {
+    let snaps = py
+        .detach(|| walrepair::valid_snapshot_entries(&dirpath))
+        .map_err(to_py)?;
+    Ok(snaps
+        .into_iter()
+        .map(|s| {
+            (
+                s.index,
+                s.term,
+                s.conf_state.map(|c| PyBytes::new(py, &c).unbind()),
+            )
+        })
+        .collect())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyWal>()?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
+    m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(repair, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(valid_snapshot_entries, m)?)?;
+    m.add("DEFAULT_SEGMENT_SIZE", DEFAULT_SEGMENT_SIZE)?;
     Ok(())
 }

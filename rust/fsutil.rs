@@ -1,0 +1,150 @@
+//! File-system helpers: locks, preallocation, fsync of files and directories.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+pub const FILE_MODE: u32 = 0o600;
+pub const DIR_MODE: u32 = 0o700;
+
+/// Take an exclusive whole-file lock on `f`: an open-file-description lock
+/// (what etcd uses on Linux, so etcd and raftwal see each other's locks),
+/// falling back to flock where OFD locks are not supported.
+/// Returns Ok(false) when `block` is false and another holder has it.
+pub fn lock(f: &File, block: bool) -> io::Result<bool> {
+    let fd = f.as_raw_fd();
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: zeroed flock is a valid value; fcntl gets a pointer to it.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        let cmd = if block {
+            libc::F_OFD_SETLKW
+        } else {
+            libc::F_OFD_SETLK
+        };
+        loop {
+            // SAFETY: valid fd and pointer to an initialised flock.
+            let r = unsafe { libc::fcntl(fd, cmd, &fl) };
+            if r != -1 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) | Some(libc::EACCES) if !block => return Ok(false),
+                Some(libc::EINVAL) => break, // no OFD locks: use flock
+                _ => return Err(e),
+            }
+        }
+    }
+    let op = libc::LOCK_EX | if block { 0 } else { libc::LOCK_NB };
+    loop {
+        // SAFETY: plain syscall on a valid fd.
+        let r = unsafe { libc::flock(fd, op) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !block => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Extend `f` to `size` bytes with allocated blocks (fallocate), falling back
+/// to ftruncate where the file system cannot preallocate. A full disk is an
+/// error here, before any record is written.
+pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    let len = i64::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    #[cfg(target_os = "linux")]
+    loop {
+        // SAFETY: plain syscall on a valid fd.
+        let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) => break,
+            _ => return Err(e),
+        }
+    }
+    let cur = f.metadata()?.len();
+    if cur < size {
+        f.set_len(size)?;
+    }
+    Ok(())
+}
+
+/// fdatasync: the data and the metadata needed to read it back.
+pub fn fdatasync(f: &File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    loop {
+        // SAFETY: plain syscall on a valid fd.
+        let r = unsafe { libc::fdatasync(f.as_raw_fd()) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    f.sync_data()
+}
+
+/// fsync a directory so that entries created or renamed in it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+pub fn create_locked(path: &Path, block: bool) -> io::Result<Option<File>> {
+    let f = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    if lock(&f, block)? {
+        Ok(Some(f))
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn open_locked(path: &Path, block: bool) -> io::Result<Option<File>> {
+    let f = OpenOptions::new().read(true).write(true).open(path)?;
+    if lock(&f, block)? {
+        Ok(Some(f))
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn mkdir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(DIR_MODE).create(path)
+}
+
+/// Set the file's size to `off` and then back to `len`, so that every byte
+/// from `off` on reads as zero (stale bytes after the end of the log are
+/// wiped before new records are appended behind it).
+pub fn zero_to_end(f: &File, off: u64) -> io::Result<()> {
+    let len = f.metadata()?.len();
+    f.set_len(off)?;
+    if len > off {
+        preallocate(f, len)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Whole-directory passes that need no writer: `repair` (truncate a torn
+//! tail, keeping a `.broken` copy), `verify` (a strict read-only check) and
+//! `valid_snapshot_entries` (the snapshot records a restart may use).
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::decoder::{Decoder, Input, Stop};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::record::{self, HardState, WalSnap};
+use crate::segment;
+use crate::wal::stop_error;
+
+fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
+    names
+        .iter()
+        .map(|n| {
+            let path = dir.join(&n.name);
+            let file = File::open(&path)
+                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+            let size = file
+                .metadata()
+                .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+                .len();
+            Ok(Input {
+                name: n.name.clone(),
+                file: Arc::new(file),
+                size,
+            })
+        })
+        .collect()
+}
+
+/// Check a CRC record against the chain and reseed it, as every reader does.
+fn check_chain(dec: &mut Decoder, crc: u32, file: String, offset: u64) -> Result<()> {
+    if dec.crc != 0 && dec.crc != crc {
+        return Err(Error::CrcMismatch { file, offset });
+    }
+    dec.crc = crc;
+    Ok(())
+}
+
+/// etcd's `Repair`: if the last segment ends in a torn or truncated record,
+/// copy it to `<name>.broken`, truncate it before that record and fsync.
+/// True if the WAL is now clean; false if there was nothing to repair it
+/// with (no directory, no segment) or the damage is not a torn tail.
+pub fn repair(dir: &Path) -> Result<bool> {
+    let names = match segment::list(dir) {
+        Ok(n) => n,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(last) = names.last() else {
+        return Ok(false);
+    };
+    let path = dir.join(&last.name);
+    let file = match fsutil::open_locked(&path, true) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Err(Error::Locked(path.display().to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
+    };
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+        .len();
+    let file = Arc::new(file);
+    let mut dec = Decoder::new(vec![Input {
+        name: last.name.clone(),
+        file: file.clone(),
+        size,
+    }]);
+    loop {
+        match dec.next() {
+            Ok(Some(f)) => {
+                if f.rec.rtype == record::CRC {
+                    let (crc, off) = (f.rec.crc, f.offset);
+                    if check_chain(&mut dec, crc, path.display().to_string(), off).is_err() {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(None) => return Ok(true),
+            Err(Stop::Torn { .. }) => {
+                let cut = dec.last_valid_off;
+                let broken = dir.join(format!("{}.broken", last.name));
+                std::fs::copy(&path, &broken).map_err(|e| {
+                    Error::io(
+                        format!("cannot copy {} to {}", path.display(), broken.display()),
+                        e,
+                    )
+                })?;
+                file.set_len(cut)
+                    .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
+                fsutil::fdatasync(&file)
+                    .map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))?;
+                return Ok(true);
+            }
+            Err(Stop::Io(e, _)) => {
+                return Err(Error::io(format!("cannot read {}", path.display()), e))
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+/// etcd's `Verify`, stricter: a torn tail, a gap between entry indexes and
+/// non-zero bytes after a segment's end of log are reported too. Returns
+/// the last HardState.
+pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
+    let names = segment::select(dir, snap.index)?;
+    let inputs = open_inputs(dir, &names)?;
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| dir.join(&n.name).display().to_string())
+        .collect();
+    let mut dec = Decoder::new(inputs);
+    dec.check_trailing_zeros = true;
+    let mut metadata: Option<Option<Vec<u8>>> = None;
+    let mut state = HardState::default();
+    let mut matched = false;
+    let mut next_index: Option<u64> = None;
+    loop {
+        let f = match dec.next() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(stop) => return Err(stop_error(stop, &dec, dir)),
+        };
+        let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
+        let data = f.rec.data.map(|d| d.to_vec());
+        let file = || paths[seg].clone();
+        match rtype {
+            record::ENTRY => {
+                let e = record::decode_entry(data.as_deref().unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
+                        file: file(),
+                        offset,
+                        what: format!("entry data: {err}"),
+                    }
+                })?;
+                if e.index > snap.index {
+                    let expected = next_index.unwrap_or(snap.index + 1);
+                    if e.index > expected {
+                        return Err(Error::SliceOutOfRange {
+                            file: file(),
+                            offset,
+                            index: e.index,
+                            expected,
+                        });
+                    }
+                    next_index = Some(e.index + 1);
+                }
+            }
+            record::STATE => {
+                state =
+                    record::decode_hard_state(data.as_deref().unwrap_or(&[])).map_err(|err| {
+                        Error::Corrupt {
+                            file: file(),
+                            offset,
+                            what: format!("hard state: {err}"),
+                        }
+                    })?;
+            }
+            record::METADATA => match &metadata {
+                Some(prev) if *prev != data => {
+                    return Err(Error::MetadataConflict {
+                        file: file(),
+                        offset,
+                    })
+                }
+                Some(_) => {}
+                None => metadata = Some(data),
+            },
+            record::CRC => check_chain(&mut dec, rcrc, file(), offset)?,
+            record::SNAPSHOT => {
+                let s = record::decode_wal_snap(data.as_deref().unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
+                        file: file(),
+                        offset,
+                        what: format!("snapshot: {err}"),
+                    }
+                })?;
+                if s.index == snap.index {
+                    if s.term != snap.term {
+                        return Err(Error::SnapshotMismatch {
+                            index: s.index,
+                            term: snap.term,
+                            found: s.term,
+                        });
+                    }
+                    matched = true;
+                }
+            }
+            t => {
+                return Err(Error::UnknownRecordType {
+                    file: file(),
+                    offset,
+                    rtype: t,
+                })
+            }
+        }
+    }
+    if let Some((seg, offset)) = dec.dirty_tail {
+        return Err(Error::Corrupt {
+            file: paths[seg].clone(),
+            offset,
+            what: "non-zero bytes after the end of the log".into(),
+        });
+    }
+    if !matched {
+        return Err(Error::SnapshotNotFound {
+            index: snap.index,
+            term: snap.term,
+        });
+    }
+    Ok(state)
+}
+
+/// etcd's `ValidSnapshotEntries`: every snapshot record in every segment
+/// whose index is at most the last HardState's commit, in WAL order.
+pub fn valid_snapshot_entries(dir: &Path) -> Result<Vec<WalSnap>> {
+    let names = segment::list(dir)?;
+    if names.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no WAL segment in {}",
+            dir.display()
+        )));
+    }
+    let inputs = open_inputs(dir, &names)?;
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| dir.join(&n.name).display().to_string())
+        .collect();
+    let mut dec = Decoder::new(inputs);
+    let mut snaps = Vec::new();
+    let mut state = HardState::default();
+    loop {
+        let f = match dec.next() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(Stop::Torn { .. }) => break,
+            Err(stop) => return Err(stop_error(stop, &dec, dir)),
+        };
+        let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
+        match rtype {
+            record::SNAPSHOT => {
+                let s = record::decode_wal_snap(f.rec.data.unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
+                        file: paths[seg].clone(),
+                        offset,
+                        what: format!("snapshot: {err}"),
+                    }
+                })?;
+                snaps.push(s);
+            }
+            record::STATE => {
+                state = record::decode_hard_state(f.rec.data.unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
+                        file: paths[seg].clone(),
+                        offset,
+                        what: format!("hard state: {err}"),
+                    }
+                })?;
+            }
+            record::CRC => check_chain(&mut dec, rcrc, paths[seg].clone(), offset)?,
+            _ => {}
+        }
+    }
+    snaps.retain(|s| s.index <= state.commit);
+    Ok(snaps)
+}
+
+/// etcd's `Exist`.
+pub fn exists(dir: &Path) -> bool {
+    segment::exists(dir)
+}

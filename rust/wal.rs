@@ -1,0 +1,877 @@
+//! The write-ahead log: etcd 3.4's `wal` package, file for file.
+//!
+//! A writer appends frames to the tail segment through a page writer that
+//! flushes exactly when etcd's does, and cuts to a new segment exactly when
+//! etcd would, so the same calls give the same files. A reader selects
+//! segments from a snapshot position, replays them and, in write mode, wipes
+//! whatever follows the last good frame before appending behind it.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::crc;
+use crate::decoder::{Decoder, Input, Stop};
+use crate::error::{Error, Result};
+use crate::frame;
+use crate::fsutil;
+use crate::pagewriter::PageWriter;
+use crate::record::{self, Entry, HardState, WalSnap};
+use crate::segment;
+
+/// etcd's default segment size ("64MB": 64,000,000 bytes).
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
+
+/// Largest frame (record plus padding) etcd 3.4's reader accepts is below this.
+pub const MAX_FRAME_BODY: usize = 10 * 1024 * 1024;
+
+/// Writes to a shared file handle at its current position.
+pub struct FileSink(pub Arc<File>);
+
+impl Write for FileSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Frames records onto a segment, carrying the CRC chain.
+pub struct Encoder {
+    pw: PageWriter<FileSink>,
+    base: u64,
+    pub crc: u32,
+    rec: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn new(file: Arc<File>, offset: u64, crc: u32) -> Self {
+        Encoder {
+            pw: PageWriter::new(FileSink(file), offset),
+            base: offset,
+            crc,
+            rec: Vec::new(),
+        }
+    }
+
+    /// File offset the OS has seen (buffered bytes excluded), as etcd's
+    /// `Seek(0, io.SeekCurrent)` reports it.
+    pub fn os_offset(&self) -> u64 {
+        self.base + self.pw.flushed()
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.pw.get_ref().0
+    }
+
+    pub fn encode(&mut self, rtype: i64, data: Option<&[u8]>) -> io::Result<()> {
+        if let Some(d) = data {
+            self.crc = crc::update(self.crc, d);
+        }
+        self.rec.clear();
+        record::encode_record(&mut self.rec, rtype, self.crc, data);
+        let (word, pad) = frame::encode(self.rec.len());
+        self.rec.resize(self.rec.len() + pad, 0);
+        self.pw.write(&word.to_le_bytes())?;
+        self.pw.write(&self.rec)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.pw.flush()
+    }
+}
+
+/// Size of the frame body (record and padding) holding `data_len` bytes of data.
+pub fn frame_body_len(rtype: i64, data_len: Option<usize>) -> usize {
+    // The CRC is at most a 5-byte varint; use the worst case.
+    let n = record::record_len(rtype, u32::MAX, data_len);
+    n + (8 - n % 8) % 8
+}
+
+/// Keeps one preallocated, locked `N.tmp` file ready for the next cut.
+struct Pipeline {
+    rx: Option<Receiver<io::Result<(File, PathBuf)>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    fn start(dir: &Path, size: u64) -> Pipeline {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<(File, PathBuf)>>(0);
+        let dir = dir.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("raftwal-pipeline".into())
+            .spawn(move || {
+                let mut count = 0u64;
+                loop {
+                    let path = dir.join(format!("{}.tmp", count % 2));
+                    count += 1;
+                    let made = (|| {
+                        let f = fsutil::create_locked(&path, true)?
+                            .ok_or_else(|| io::Error::other("lock not granted"))?;
+                        fsutil::preallocate(&f, size)?;
+                        Ok(f)
+                    })();
+                    match made {
+                        Ok(f) => {
+                            if tx.send(Ok((f, path.clone()))).is_err() {
+                                // The WAL closed: the spare is not needed.
+                                let _ = std::fs::remove_file(&path);
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&path);
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            })
+            .ok();
+        Pipeline {
+            rx: Some(rx),
+            handle,
+        }
+    }
+
+    fn take(&mut self) -> io::Result<(File, PathBuf)> {
+        match &self.rx {
+            Some(rx) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("segment allocator stopped"))),
+            None => Err(io::Error::other("segment allocator stopped")),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.rx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A segment a writer holds locked.
+struct Held {
+    name: String,
+    index: u64,
+    seq: u64,
+    file: Arc<File>,
+}
+
+/// What `read_all` returns.
+pub struct ReadResult {
+    pub metadata: Option<Vec<u8>>,
+    pub state: HardState,
+    pub entries: Vec<Entry>,
+}
+
+pub struct Wal {
+    dir: PathBuf,
+    writable: bool,
+    segment_size: u64,
+    start: WalSnap,
+    decoder: Option<Decoder>,
+    /// Write mode: segments held locked, oldest first; the last is the tail.
+    held: Vec<Held>,
+    enc: Option<Encoder>,
+    pipeline: Option<Pipeline>,
+    metadata: Option<Vec<u8>>,
+    /// The last non-empty HardState saved by this process (etcd's `w.state`).
+    state: HardState,
+    /// Index of the last entry saved (or a larger snapshot index).
+    enti: u64,
+    pub poisoned: Option<String>,
+    read_failed: bool,
+    closed: bool,
+    /// Count of saves that wrote records; `durable_seq` of them are synced.
+    pub seq: u64,
+    pub durable_seq: u64,
+    pub durable_index: u64,
+    /// A sync is running outside the lock (group commit).
+    pub syncing: bool,
+    scratch: Vec<u8>,
+}
+
+fn name_of(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+impl Wal {
+    fn blank(dir: &Path, writable: bool, segment_size: u64) -> Wal {
+        Wal {
+            dir: dir.to_path_buf(),
+            writable,
+            segment_size,
+            start: WalSnap::default(),
+            decoder: None,
+            held: Vec::new(),
+            enc: None,
+            pipeline: None,
+            metadata: None,
+            state: HardState::default(),
+            enti: 0,
+            poisoned: None,
+            read_failed: false,
+            closed: false,
+            seq: 0,
+            durable_seq: 0,
+            durable_index: 0,
+            syncing: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// etcd's `wal.Create`: a new WAL in `dir`, which must be missing or empty.
+    pub fn create(dir: &Path, metadata: Option<&[u8]>, segment_size: u64) -> Result<Wal> {
+        let dir = normalize(dir);
+        match std::fs::read_dir(&dir) {
+            Ok(mut rd) => {
+                if rd.next().is_some() {
+                    return Err(Error::Exists(dir.display().to_string()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot read {}", dir.display()), e)),
+        }
+        let tmp = PathBuf::from(format!("{}.tmp", dir.display()));
+        let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(ctx("remove"), e))?;
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir_all(parent)?;
+        }
+        fsutil::mkdir(&tmp).map_err(|e| Error::io(ctx("create"), e))?;
+        let first = segment::wal_name(0, 0);
+        let fpath = tmp.join(&first);
+        let made = (|| -> Result<Wal> {
+            let f = fsutil::create_locked(&fpath, true)
+                .map_err(|e| Error::io(format!("cannot create {}", fpath.display()), e))?
+                .ok_or_else(|| Error::Locked(fpath.display().to_string()))?;
+            fsutil::preallocate(&f, segment_size).map_err(|e| {
+                Error::io(
+                    format!(
+                        "cannot preallocate {} bytes for {}",
+                        segment_size,
+                        fpath.display()
+                    ),
+                    e,
+                )
+            })?;
+            let file = Arc::new(f);
+            let mut w = Wal::blank(&dir, true, segment_size);
+            w.held.push(Held {
+                name: first.clone(),
+                index: 0,
+                seq: 0,
+                file: file.clone(),
+            });
+            w.enc = Some(Encoder::new(file, 0, 0));
+            w.metadata = metadata.map(|m| m.to_vec());
+            w.write(|enc| {
+                enc.encode(record::CRC, None)?;
+                enc.encode(record::METADATA, metadata)
+            })?;
+            w.save_snapshot(&WalSnap::default())?;
+            Ok(w)
+        })();
+        let mut w = match made {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        // An empty `dir` is replaced by the renamed one.
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            w.held.clear();
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(Error::io(
+                format!("cannot rename {} to {}", tmp.display(), dir.display()),
+                e,
+            ));
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fsutil::sync_dir(parent)
+                .map_err(|e| Error::io(format!("cannot fsync {}", parent.display()), e))?;
+        }
+        w.pipeline = Some(Pipeline::start(&dir, segment_size));
+        Ok(w)
+    }
+
+    /// etcd's `wal.Open` (writable) and `wal.OpenForRead`.
+    pub fn open(dir: &Path, snap: WalSnap, writable: bool, segment_size: u64) -> Result<Wal> {
+        let dir = normalize(dir);
+        let names = segment::select(&dir, snap.index)?;
+        let mut inputs = Vec::with_capacity(names.len());
+        let mut w = Wal::blank(&dir, writable, segment_size);
+        for n in &names {
+            let path = dir.join(&n.name);
+            let file = if writable {
+                fsutil::open_locked(&path, false)
+                    .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
+                    .ok_or_else(|| Error::Locked(path.display().to_string()))?
+            } else {
+                File::open(&path)
+                    .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
+            };
+            let size = file
+                .metadata()
+                .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+                .len();
+            let file = Arc::new(file);
+            if writable {
+                w.held.push(Held {
+                    name: n.name.clone(),
+                    index: n.index,
+                    seq: n.seq,
+                    file: file.clone(),
+                });
+            }
+            inputs.push(Input {
+                name: n.name.clone(),
+                file,
+                size,
+            });
+        }
+        w.start = snap;
+        w.decoder = Some(Decoder::new(inputs));
+        Ok(w)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// etcd's `ReadAll`: replay the selected segments.
+    ///
+    /// Differences from etcd 3.4, on purpose: a missing snapshot record is an
+    /// error in write mode too, and malformed entry data is an error, not a
+    /// panic.
+    pub fn read_all(&mut self) -> Result<ReadResult> {
+        self.check_open()?;
+        let Some(mut dec) = self.decoder.take() else {
+            return Err(Error::Closed(
+                "decoder not found: read_all was already called",
+            ));
+        };
+        let res = self.replay(&mut dec);
+        if res.is_err() {
+            self.read_failed = true;
+            self.close_quietly();
+            return res;
+        }
+        if self.writable {
+            let tail = self.held.last().map(|h| h.file.clone());
+            let Some(tail) = tail else {
+                self.read_failed = true;
+                return Err(Error::NotFound(format!(
+                    "no WAL segment in {}",
+                    self.dir.display()
+                )));
+            };
+            let off = dec.last_valid_off;
+            let tail_name = self
+                .held
+                .last()
+                .map(|h| name_of(&self.dir, &h.name))
+                .unwrap_or_default();
+            let prepared = (|| -> io::Result<()> {
+                fsutil::zero_to_end(&tail, off)?;
+                use std::io::Seek;
+                (&*tail).seek(io::SeekFrom::Start(off))?;
+                Ok(())
+            })();
+            if let Err(e) = prepared {
+                self.read_failed = true;
+                return Err(Error::io(
+                    format!("cannot prepare {tail_name} for appending"),
+                    e,
+                ));
+            }
+            self.enc = Some(Encoder::new(tail, off, dec.crc));
+            self.pipeline = Some(Pipeline::start(&self.dir, self.segment_size));
+        }
+        self.start = WalSnap::default();
+        res
+    }
+
+    fn replay(&mut self, dec: &mut Decoder) -> Result<ReadResult> {
+        let start = self.start.clone();
+        let mut metadata: Option<Option<Vec<u8>>> = None;
+        let mut state = HardState::default();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut matched = false;
+        let dir = self.dir.clone();
+        let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
+        loop {
+            let frame = match dec.next() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(stop) => {
+                    let err = stop_error(stop, dec, &dir);
+                    if !self.writable && matches!(err, Error::TornTail { .. }) {
+                        // A reader returns the intact prefix, as etcd does.
+                        break;
+                    }
+                    return Err(err);
+                }
+            };
+            let (seg, offset) = (frame.seg, frame.offset);
+            match frame.rec.rtype {
+                record::ENTRY => {
+                    let data = frame.rec.data.unwrap_or(&[]);
+                    let e = record::decode_entry(data).map_err(|err| Error::Corrupt {
+                        file: names[seg].clone(),
+                        offset,
+                        what: format!("entry data: {err}"),
+                    })?;
+                    let index = e.index;
+                    if index > start.index {
+                        let pos = index - start.index - 1;
+                        if pos > entries.len() as u64 {
+                            return Err(Error::SliceOutOfRange {
+                                file: names[seg].clone(),
+                                offset,
+                                index,
+                                expected: start.index + entries.len() as u64 + 1,
+                            });
+                        }
+                        entries.truncate(pos as usize);
+                        entries.push(e);
+                    }
+                    self.enti = index;
+                }
+                record::STATE => {
+                    state = record::decode_hard_state(frame.rec.data.unwrap_or(&[])).map_err(
+                        |err| Error::Corrupt {
+                            file: names[seg].clone(),
+                            offset,
+                            what: format!("hard state: {err}"),
+                        },
+                    )?;
+                }
+                record::METADATA => {
+                    let md = frame.rec.data.map(|d| d.to_vec());
+                    if let Some(prev) = &metadata {
+                        if *prev != md {
+                            return Err(Error::MetadataConflict {
+                                file: names[seg].clone(),
+                                offset,
+                            });
+                        }
+                    } else {
+                        metadata = Some(md);
+                    }
+                }
+                record::CRC => {
+                    let c = frame.rec.crc;
+                    if dec.crc != 0 && dec.crc != c {
+                        return Err(Error::CrcMismatch {
+                            file: names[seg].clone(),
+                            offset,
+                        });
+                    }
+                    dec.crc = c;
+                }
+                record::SNAPSHOT => {
+                    let s =
+                        record::decode_wal_snap(frame.rec.data.unwrap_or(&[])).map_err(|err| {
+                            Error::Corrupt {
+                                file: names[seg].clone(),
+                                offset,
+                                what: format!("snapshot: {err}"),
+                            }
+                        })?;
+                    if s.index == start.index {
+                        if s.term != start.term {
+                            return Err(Error::SnapshotMismatch {
+                                index: s.index,
+                                term: start.term,
+                                found: s.term,
+                            });
+                        }
+                        matched = true;
+                    }
+                }
+                t => {
+                    return Err(Error::UnknownRecordType {
+                        file: names[seg].clone(),
+                        offset,
+                        rtype: t,
+                    });
+                }
+            }
+        }
+        if !matched {
+            return Err(Error::SnapshotNotFound {
+                index: start.index,
+                term: start.term,
+            });
+        }
+        self.metadata = metadata.clone().flatten();
+        Ok(ReadResult {
+            metadata: metadata.flatten(),
+            state,
+            entries,
+        })
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed("the WAL is closed"));
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if let Some(m) = &self.poisoned {
+            return Err(Error::Poisoned(m.clone()));
+        }
+        if self.read_failed {
+            return Err(Error::Closed("read_all failed; the WAL can only be closed"));
+        }
+        if !self.writable {
+            return Err(Error::Closed("the WAL was opened for reading"));
+        }
+        if self.enc.is_none() {
+            return Err(Error::Closed(
+                "read_all must consume the log before appending",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Run `f` on the encoder; an I/O failure poisons the WAL.
+    fn write<F: FnOnce(&mut Encoder) -> io::Result<()>>(&mut self, f: F) -> Result<()> {
+        let tail = self
+            .held
+            .last()
+            .map(|h| name_of(&self.dir, &h.name))
+            .unwrap_or_default();
+        let Some(enc) = self.enc.as_mut() else {
+            return Err(Error::Closed("no tail segment"));
+        };
+        f(enc).map_err(|e| self.poison(format!("write to {tail}"), e))
+    }
+
+    fn poison(&mut self, what: String, e: io::Error) -> Error {
+        let msg = format!("{what}: {e}");
+        self.poisoned = Some(msg.clone());
+        Error::Io {
+            context: format!("{what} failed; the WAL is poisoned"),
+            source: e,
+        }
+    }
+
+    /// Hand buffered bytes to the OS and return what an fsync must cover:
+    /// the tail's handle, the save count and the last index written.
+    pub fn flush_for_sync(&mut self) -> Result<(Arc<File>, u64, u64)> {
+        self.check_open()?;
+        if let Some(m) = &self.poisoned {
+            return Err(Error::Poisoned(m.clone()));
+        }
+        self.write(|enc| enc.flush())?;
+        let file = self
+            .enc
+            .as_ref()
+            .map(|e| e.file().clone())
+            .ok_or(Error::Closed("no tail segment"))?;
+        Ok((file, self.seq, self.enti))
+    }
+
+    /// Record that an fsync covering saves up to `seq` succeeded.
+    pub fn mark_durable(&mut self, seq: u64, index: u64) {
+        if seq > self.durable_seq || (seq == self.durable_seq && index > self.durable_index) {
+            self.durable_seq = seq;
+            self.durable_index = index;
+        }
+    }
+
+    /// etcd's `sync`: flush and fdatasync the tail.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.enc.is_none() {
+            return Ok(());
+        }
+        let (file, seq, index) = self.flush_for_sync()?;
+        let tail = self
+            .held
+            .last()
+            .map(|h| name_of(&self.dir, &h.name))
+            .unwrap_or_default();
+        fsutil::fdatasync(&file).map_err(|e| self.poison(format!("fdatasync {tail}"), e))?;
+        self.mark_durable(seq, index);
+        Ok(())
+    }
+
+    /// etcd's `Save`. Returns true if the caller must still sync the save
+    /// (raft's MustSync rule held and no cut already synced it).
+    pub fn save(&mut self, hs: &HardState, entries: &[EntryRef<'_>], sync: bool) -> Result<bool> {
+        self.check_writable()?;
+        if hs.is_empty() && entries.is_empty() {
+            return Ok(false);
+        }
+        for e in entries {
+            let body = record::record_len(0, 0, Some(entry_len(e)));
+            if frame_body_len(record::ENTRY, Some(body)) >= MAX_FRAME_BODY {
+                return Err(Error::RecordTooLarge {
+                    what: format!(
+                        "entry {} encodes to {} bytes; etcd 3.4 reads records below {} bytes",
+                        e.index, body, MAX_FRAME_BODY
+                    ),
+                });
+            }
+        }
+        let must_sync =
+            !entries.is_empty() || hs.vote != self.state.vote || hs.term != self.state.term;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let res = self.write(|enc| {
+            for e in entries {
+                scratch.clear();
+                record::encode_entry(&mut scratch, e.term, e.index, e.etype, e.data);
+                enc.encode(record::ENTRY, Some(&scratch))?;
+            }
+            if !hs.is_empty() {
+                scratch.clear();
+                record::encode_hard_state(&mut scratch, hs);
+                enc.encode(record::STATE, Some(&scratch))?;
+            }
+            Ok(())
+        });
+        self.scratch = scratch;
+        res?;
+        if let Some(last) = entries.last() {
+            self.enti = last.index;
+        }
+        if !hs.is_empty() {
+            self.state = *hs;
+        }
+        self.seq += 1;
+        let off = self.enc.as_ref().map_or(0, |e| e.os_offset());
+        if off < self.segment_size {
+            if must_sync && sync {
+                self.sync()?;
+                return Ok(false);
+            }
+            return Ok(must_sync);
+        }
+        self.cut()?;
+        Ok(false)
+    }
+
+    /// etcd's `SaveSnapshot`: write the record and sync.
+    pub fn save_snapshot(&mut self, snap: &WalSnap) -> Result<()> {
+        if self.enc.is_none() || self.read_failed || !self.writable {
+            self.check_writable()?;
+        }
+        if let Some(m) = &self.poisoned {
+            return Err(Error::Poisoned(m.clone()));
+        }
+        let mut buf = Vec::new();
+        record::encode_wal_snap(&mut buf, snap);
+        self.write(|enc| enc.encode(record::SNAPSHOT, Some(&buf)))?;
+        if self.enti < snap.index {
+            self.enti = snap.index;
+        }
+        self.seq += 1;
+        self.sync()
+    }
+
+    /// etcd's `cut`: close the tail at its true end and continue in a new
+    /// segment named after the next index.
+    fn cut(&mut self) -> Result<()> {
+        let tail = self
+            .held
+            .last()
+            .map(|h| (h.file.clone(), name_of(&self.dir, &h.name), h.seq));
+        let Some((tail_file, tail_name, tail_seq)) = tail else {
+            return Err(Error::Closed("no tail segment"));
+        };
+        let off = self.enc.as_ref().map_or(0, |e| e.os_offset());
+        tail_file
+            .set_len(off)
+            .map_err(|e| self.poison(format!("truncate {tail_name}"), e))?;
+        self.sync()?;
+
+        let next_seq = tail_seq + 1;
+        let next_index = self.enti + 1;
+        let name = segment::wal_name(next_seq, next_index);
+        let fpath = self.dir.join(&name);
+        let taken = match self.pipeline.as_mut() {
+            Some(p) => p.take(),
+            None => Err(io::Error::other("segment allocator not running")),
+        };
+        let (file, tmp_path) =
+            taken.map_err(|e| self.poison(format!("allocate segment {}", fpath.display()), e))?;
+        let file = Arc::new(file);
+        let prev_crc = self.enc.as_ref().map_or(0, |e| e.crc);
+        self.held.push(Held {
+            name: name.clone(),
+            index: next_index,
+            seq: next_seq,
+            file: file.clone(),
+        });
+        self.enc = Some(Encoder::new(file, 0, prev_crc));
+        let metadata = self.metadata.clone();
+        let state = self.state;
+        self.write(|enc| {
+            enc.encode(record::CRC, None)?;
+            enc.encode(record::METADATA, metadata.as_deref())?;
+            if !state.is_empty() {
+                let mut b = Vec::new();
+                record::encode_hard_state(&mut b, &state);
+                enc.encode(record::STATE, Some(&b))?;
+            }
+            Ok(())
+        })?;
+        self.sync()?;
+        std::fs::rename(&tmp_path, &fpath).map_err(|e| {
+            self.poison(
+                format!("rename {} to {}", tmp_path.display(), fpath.display()),
+                e,
+            )
+        })?;
+        fsutil::sync_dir(&self.dir)
+            .map_err(|e| self.poison(format!("fsync {}", self.dir.display()), e))?;
+        Ok(())
+    }
+
+    /// etcd's `ReleaseLockTo`: unlock the segments older than the one that
+    /// holds `index` (keeping that one's predecessor).
+    pub fn release_lock_to(&mut self, index: u64) -> Result<()> {
+        self.check_open()?;
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let smaller = match self.held.iter().position(|h| h.index >= index) {
+            Some(i) => i as isize - 1,
+            None => self.held.len() as isize - 1,
+        };
+        if smaller <= 0 {
+            return Ok(());
+        }
+        self.held.drain(..smaller as usize);
+        Ok(())
+    }
+
+    /// Names of the segments this writer holds locked, oldest first.
+    pub fn locked_segments(&self) -> Vec<String> {
+        self.held.iter().map(|h| h.name.clone()).collect()
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.enti
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn close_quietly(&mut self) {
+        if let Some(mut p) = self.pipeline.take() {
+            p.stop();
+        }
+    }
+
+    /// etcd's `Close`: stop the allocator, sync the tail, unlock everything.
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.close_quietly();
+        let res = if self.enc.is_some() && self.poisoned.is_none() && !self.read_failed {
+            self.sync()
+        } else {
+            Ok(())
+        };
+        self.closed = true;
+        self.enc = None;
+        self.held.clear();
+        self.decoder = None;
+        res
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// An entry to save, borrowing its data from the caller.
+pub struct EntryRef<'a> {
+    pub term: u64,
+    pub index: u64,
+    pub etype: i32,
+    pub data: Option<&'a [u8]>,
+}
+
+fn entry_len(e: &EntryRef<'_>) -> usize {
+    let mut n = 3 + record::uvarint_len(i64::from(e.etype) as u64) + record::uvarint_len(e.term);
+    n += record::uvarint_len(e.index);
+    if let Some(d) = e.data {
+        n += 1 + record::uvarint_len(d.len() as u64) + d.len();
+    }
+    n
+}
+
+fn normalize(dir: &Path) -> PathBuf {
+    let s = dir.to_string_lossy();
+    let trimmed = s.trim_end_matches('/');
+    if trimmed.is_empty() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::from(trimmed)
+    }
+}
+
+fn create_dir_all(p: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(fsutil::DIR_MODE)
+        .create(p)
+        .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))
+}
+
+/// Turn a decoder stop into the error it stands for.
+pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
+    let path = |seg: usize| {
+        dec.inputs
+            .get(seg)
+            .map(|i| name_of(dir, &i.name))
+            .unwrap_or_else(|| dir.display().to_string())
+    };
+    match stop {
+        Stop::Torn { seg, offset } => Error::TornTail {
+            file: path(seg),
+            offset,
+        },
+        Stop::Crc { seg, offset } => Error::CrcMismatch {
+            file: path(seg),
+            offset,
+        },
+        Stop::Corrupt { seg, offset, what } => Error::Corrupt {
+            file: path(seg),
+            offset,
+            what,
+        },
+        Stop::Io(e, name) => Error::io(format!("cannot read {}", name_of(dir, &name)), e),
+    }
+}
