@@ -168,7 +168,7 @@ impl Decoder {
     }
 
     /// The next frame, `Ok(None)` at the end of the last segment.
-    pub fn next(&mut self) -> Result<Option<Frame<'_>>, Stop> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Stop> {
         loop {
             if self.cur >= self.inputs.len() {
                 return Ok(None);

@@ -76,7 +76,7 @@ pub fn repair(dir: &Path) -> Result<bool> {
         size,
     }]);
     loop {
-        match dec.next() {
+        match dec.next_frame() {
             Ok(Some(f)) => {
                 if f.rec.rtype == record::CRC {
                     let (crc, off) = (f.rec.crc, f.offset);
@@ -126,7 +126,7 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
     let mut matched = false;
     let mut next_index: Option<u64> = None;
     loop {
-        let f = match dec.next() {
+        let f = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(stop) => return Err(stop_error(stop, &dec, dir)),
@@ -240,7 +240,7 @@ pub fn valid_snapshot_entries(dir: &Path) -> Result<Vec<WalSnap>> {
     let mut snaps = Vec::new();
     let mut state = HardState::default();
     loop {
-        let f = match dec.next() {
+        let f = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(Stop::Torn { .. }) => break,

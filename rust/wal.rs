@@ -420,7 +420,7 @@ impl Wal {
         let dir = self.dir.clone();
         let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
         loop {
-            let frame = match dec.next() {
+            let frame = match dec.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(stop) => {

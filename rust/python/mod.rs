@@ -388,12 +388,12 @@ fn verify(py: Python<'_>, dirpath: PathBuf, index: u64, term: u64) -> PyResult<(
     Ok((hs.term, hs.vote, hs.commit))
 }
 
+/// (index, term, ConfState bytes or None)
+type SnapTuple = (u64, u64, Option<Py<PyBytes>>);
+
 /// [(index, term, conf_state bytes or None)] in WAL order.
 #[pyfunction]
-fn valid_snapshot_entries(
-    py: Python<'_>,
-    dirpath: PathBuf,
-) -> PyResult<Vec<(u64, u64, Option<Py<PyBytes>>)>> {
+fn valid_snapshot_entries(py: Python<'_>, dirpath: PathBuf) -> PyResult<Vec<SnapTuple>> {
     let snaps = py
         .detach(|| walrepair::valid_snapshot_entries(&dirpath))
         .map_err(to_py)?;
