@@ -253,7 +253,7 @@ class MemoryStorage:
             if i < offset:
                 raise ValueError(f"snapshot {i} is below the compacted index({offset})")
             md = SnapshotMetadata(
-                conf_state=cs if cs is not None else ConfState(),
+                conf_state=cs if cs is not None else old.metadata.conf_state,
                 index=i,
                 term=ents[i - offset].term,
             )
