@@ -32,9 +32,21 @@ class Fixture:
 
 ALL = [
     Fixture("single", "etcd-3.4.23/single.tar.gz", "member", "etcd-3.4.23/single.expect.json"),
-    Fixture("cluster3-a", "etcd-3.4.23/cluster3.tar.gz", "a/member", "etcd-3.4.23/cluster3-a.expect.json"),
-    Fixture("cluster3-c", "etcd-3.4.23/cluster3.tar.gz", "c/member", "etcd-3.4.23/cluster3-c.expect.json"),
-    Fixture("live-copy", "etcd-3.4.23/live-copy.tar.gz", "member", "etcd-3.4.23/live-copy.expect.json"),
+    Fixture(
+        "cluster3-a",
+        "etcd-3.4.23/cluster3.tar.gz",
+        "a/member",
+        "etcd-3.4.23/cluster3-a.expect.json",
+    ),
+    Fixture(
+        "cluster3-c",
+        "etcd-3.4.23/cluster3.tar.gz",
+        "c/member",
+        "etcd-3.4.23/cluster3-c.expect.json",
+    ),
+    Fixture(
+        "live-copy", "etcd-3.4.23/live-copy.tar.gz", "member", "etcd-3.4.23/live-copy.expect.json"
+    ),
     Fixture("learner-3.5", "etcd-3.5.1/learner.tar.gz", "member", "etcd-3.5.1/learner.expect.json"),
 ]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from etcdref import (
     SEGMENT_SIZE,
     EtcdRefError,

@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from etcd_fixtures import ALL, ENTRY_TYPE_NAMES, Fixture, entries_sha256
 
 import raftwal
 from raftwal import WAL, WalSnapshot
+
+from etcd_fixtures import ALL, ENTRY_TYPE_NAMES, Fixture, entries_sha256
 
 
 @pytest.fixture(params=ALL, ids=[f.name for f in ALL])

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etcdref import EtcdRef, fixture_entries, require_etcdref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import raftwal
 from raftwal import WAL, Entry, HardState, WalSnapshot
+
+from etcdref import EtcdRef, fixture_entries, require_etcdref
 
 pytestmark = pytest.mark.interop
 
@@ -86,9 +87,11 @@ def assert_same_files(ours: Path, theirs: Path) -> None:
     assert sorted(a) == sorted(b)
     for name in a:
         if a[name] != b[name]:
-            first = next(i for i, (x, y) in enumerate(zip(a[name], b[name])) if x != y) if len(
-                a[name]
-            ) == len(b[name]) else min(len(a[name]), len(b[name]))
+            first = (
+                next(i for i, (x, y) in enumerate(zip(a[name], b[name], strict=False)) if x != y)
+                if len(a[name]) == len(b[name])
+                else min(len(a[name]), len(b[name]))
+            )
             raise AssertionError(
                 f"{name} differs at byte {first} (sizes {len(a[name])} and {len(b[name])})"
             )
@@ -130,16 +133,16 @@ def scripts(draw: st.DrawFn) -> Script:
             hs = draw(
                 st.one_of(
                     st.just((0, 0, 0)),
-                    st.tuples(
-                        st.just(term), st.integers(0, 3), st.integers(0, max(last, 0))
-                    ),
+                    st.tuples(st.just(term), st.integers(0, 3), st.integers(0, max(last, 0))),
                 )
             )
             s.ops.append({"op": "save", "hard_state": hs, "entries": ents})
         elif kind == "snapshot" and last > 0:
             # index 0 is the initial {0, 0} record: another term there would
             # make every reopen at 0 fail with a snapshot mismatch (in etcd too)
-            snap_index = draw(st.integers(min_value=max(1, snap_index), max_value=max(last, snap_index, 1)))
+            snap_index = draw(
+                st.integers(min_value=max(1, snap_index), max_value=max(last, snap_index, 1))
+            )
             s.ops.append({"op": "save_snapshot", "index": snap_index, "term": term})
         elif kind == "sync":
             s.ops.append({"op": "sync"})
@@ -152,7 +155,9 @@ def scripts(draw: st.DrawFn) -> Script:
 
 @settings(max_examples=int(os.environ.get("RAFTWAL_IDENTITY_EXAMPLES", "60")))
 @given(script=scripts())
-def test_byte_identity(ref: EtcdRef, tmp_path_factory: pytest.TempPathFactory, script: Script) -> None:
+def test_byte_identity(
+    ref: EtcdRef, tmp_path_factory: pytest.TempPathFactory, script: Script
+) -> None:
     base = tmp_path_factory.mktemp("identity")
     ours, theirs = base / "ours", base / "theirs"
     script.run_raftwal(ours)
@@ -181,7 +186,9 @@ def test_byte_identity_large_writes(ref: EtcdRef, tmp_path: Path) -> None:
     idx = 0
     for size in [100, 200_000, 5, 131_000, 1 << 20, 4096, 4089, 0]:
         idx += 1
-        s.ops.append({"op": "save", "hard_state": (2, 1, idx - 1), "entries": [(2, idx, 0, b"\x07" * size)]})
+        s.ops.append(
+            {"op": "save", "hard_state": (2, 1, idx - 1), "entries": [(2, idx, 0, b"\x07" * size)]}
+        )
         s.ops.append({"op": "save", "hard_state": (2, 1, idx), "entries": []})
     s.ops.append({"op": "save_snapshot", "index": 3, "term": 2})
     s.ops.append({"op": "reopen"})
@@ -206,7 +213,9 @@ def test_etcd_reads_raftwal(ref: EtcdRef, tmp_path: Path) -> None:
         w.save(HardState(1, 1, 0), [])  # HardState-only save
         for i in range(1, 200):
             if i == 5:
-                e = Entry(term=1, index=i, type=raftwal.EntryConfChange, data=cc.SerializeToString())
+                e = Entry(
+                    term=1, index=i, type=raftwal.EntryConfChange, data=cc.SerializeToString()
+                )
             elif i % 50 == 0:
                 e = Entry(term=1, index=i, data=os.urandom(300_000))  # large
             elif i % 7 == 0:
@@ -288,7 +297,7 @@ def test_raftwal_reads_etcd(ref: EtcdRef, tmp_path: Path) -> None:
             ops.append({"op": "save_snapshot", "index": i, "term": 1})
     # an overwrite of the tail, as a new leader does
     ops.append({"op": "save", "hard_state": (2, 2, 110), "entries": [(2, 115, 0, b"new")]})
-    expect = expect[:114] + [(2, 115, 0, b"new")]
+    expect = [*expect[:114], (2, 115, 0, b"new")]
     ops.append({"op": "close"})
     assert ref.script(d, ops)["ok"]
     assert len([p for p in d.iterdir() if p.suffix == ".wal"]) > 3
@@ -299,7 +308,10 @@ def test_raftwal_reads_etcd(ref: EtcdRef, tmp_path: Path) -> None:
     assert ref_entries(entries) == expect
     assert raftwal.verify(d) == HardState(2, 2, 110)
     assert [(s.index, s.term) for s in raftwal.valid_snapshot_entries(d)] == [
-        (0, 0), (30, 1), (60, 1), (90, 1)
+        (0, 0),
+        (30, 1),
+        (60, 1),
+        (90, 1),
     ]
     with WAL.open_for_read(d, WalSnapshot(index=60, term=1)) as w:
         _, _, tail = w.read_all()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from raftwal._native import crc32c
 from raftwal.errors import (
     CorruptionError,

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Self
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 
 from ._descriptors import FILE_DESCRIPTOR_SET
 from .errors import CorruptionError
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-def _load_classes() -> dict[str, type[Message]]:
+def _load_classes() -> dict[str, Any]:
     pool = descriptor_pool.DescriptorPool()
     fds = descriptor_pb2.FileDescriptorSet.FromString(FILE_DESCRIPTOR_SET)
     for fd in fds.file:
@@ -69,7 +69,7 @@ def _load_classes() -> dict[str, type[Message]]:
     }
 
 
-_PB = _load_classes()
+_PB: dict[str, Any] = _load_classes()
 
 
 class EntryType(enum.IntEnum):
@@ -102,10 +102,6 @@ class ConfChangeTransition(enum.IntEnum):
     ConfChangeTransitionJointExplicit = 2
 
 
-class _PbMessage(Protocol):
-    def SerializeToString(self, **kwargs: Any) -> bytes: ...
-
-
 def _parse(name: str, data: bytes) -> Any:
     try:
         return _PB[name].FromString(data)
@@ -125,7 +121,7 @@ class _Value:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined, no-any-return]
+        return self._values() == other._values()
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like protobuf messages
 
@@ -133,12 +129,13 @@ class _Value:
         inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
         return f"{type(self).__name__}({inner})"
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         raise NotImplementedError
 
     def SerializeToString(self) -> bytes:
         """The message's bytes, as etcd 3.4 marshals the same values."""
-        return self._to_pb().SerializeToString()
+        out: bytes = self._to_pb().SerializeToString()
+        return out
 
     def ByteSize(self) -> int:
         """Length of :meth:`SerializeToString`."""
@@ -171,11 +168,11 @@ class Entry(_Value):
         self.type = type
         self.data = data
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["Entry"](type=int(self.type), term=self.term, index=self.index)
         if self.data is not None:
             pb.data = bytes(self.data)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     def ByteSize(self) -> int:
         n = 3 + _int_varint_len(int(self.type)) + _uvarint_len(self.term)
@@ -210,8 +207,8 @@ class HardState(_Value):
         """etcd's ``raft.IsEmptyHardState``: all three are zero."""
         return self.term == 0 and self.vote == 0 and self.commit == 0
 
-    def _to_pb(self) -> _PbMessage:
-        return _PB["HardState"](term=self.term, vote=self.vote, commit=self.commit)  # type: ignore[no-any-return]
+    def _to_pb(self) -> Any:
+        return _PB["HardState"](term=self.term, vote=self.vote, commit=self.commit)
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -246,10 +243,10 @@ class ConfState(_Value):
         pb.learners_next.extend(self.learners_next)
         pb.auto_leave = self.auto_leave
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["ConfState"]()
         self._fill(pb)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     @classmethod
     def _from_pb(cls, pb: Any) -> Self:
@@ -272,9 +269,7 @@ class SnapshotMetadata(_Value):
     __slots__ = ("conf_state", "index", "term")
     _FIELDS = ("conf_state", "index", "term")
 
-    def __init__(
-        self, conf_state: ConfState | None = None, index: int = 0, term: int = 0
-    ) -> None:
+    def __init__(self, conf_state: ConfState | None = None, index: int = 0, term: int = 0) -> None:
         self.conf_state = conf_state if conf_state is not None else ConfState()
         self.index = index
         self.term = term
@@ -284,10 +279,10 @@ class SnapshotMetadata(_Value):
         pb.index = self.index
         pb.term = self.term
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["SnapshotMetadata"]()
         self._fill(pb)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     @classmethod
     def _from_pb(cls, pb: Any) -> Self:
@@ -312,12 +307,12 @@ class Snapshot(_Value):
         """etcd's ``raft.IsEmptySnap``: the metadata index is zero."""
         return self.metadata.index == 0
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["Snapshot"]()
         if self.data is not None:
             pb.data = bytes(self.data)
         self.metadata._fill(pb.metadata)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -343,11 +338,11 @@ class WalSnapshot(_Value):
         self.term = term
         self.conf_state = conf_state
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["WalSnapshot"](index=self.index, term=self.term)
         if self.conf_state is not None:
             self.conf_state._fill(pb.conf_state)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -370,11 +365,11 @@ class ConfChange(_Value):
         self.node_id = node_id
         self.context = context
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["ConfChange"](id=self.id, type=int(self.type), node_id=self.node_id)
         if self.context is not None:
             pb.context = bytes(self.context)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -393,8 +388,8 @@ class ConfChangeSingle(_Value):
         self.type = type
         self.node_id = node_id
 
-    def _to_pb(self) -> _PbMessage:
-        return _PB["ConfChangeSingle"](type=int(self.type), node_id=self.node_id)  # type: ignore[no-any-return]
+    def _to_pb(self) -> Any:
+        return _PB["ConfChangeSingle"](type=int(self.type), node_id=self.node_id)
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -418,13 +413,13 @@ class ConfChangeV2(_Value):
         self.changes = list(changes)
         self.context = context
 
-    def _to_pb(self) -> _PbMessage:
+    def _to_pb(self) -> Any:
         pb = _PB["ConfChangeV2"](transition=int(self.transition))
         for c in self.changes:
             pb.changes.add(type=int(c.type), node_id=c.node_id)
         if self.context is not None:
             pb.context = bytes(self.context)
-        return pb  # type: ignore[no-any-return]
+        return pb
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -446,8 +441,8 @@ class MemberMetadata(_Value):
         self.node_id = node_id
         self.cluster_id = cluster_id
 
-    def _to_pb(self) -> _PbMessage:
-        return _PB["Metadata"](node_id=self.node_id, cluster_id=self.cluster_id)  # type: ignore[no-any-return]
+    def _to_pb(self) -> Any:
+        return _PB["Metadata"](node_id=self.node_id, cluster_id=self.cluster_id)
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
@@ -460,7 +455,8 @@ def record_bytes(type: int, crc: int, data: bytes | None) -> bytes:
     pb = _PB["Record"](type=type, crc=crc)
     if data is not None:
         pb.data = data
-    return pb.SerializeToString()  # type: ignore[no-any-return]
+    out: bytes = pb.SerializeToString()
+    return out
 
 
 def snap_file_bytes(crc: int, data: bytes | None) -> bytes:
@@ -468,7 +464,8 @@ def snap_file_bytes(crc: int, data: bytes | None) -> bytes:
     pb = _PB["SnapFile"](crc=crc)
     if data is not None:
         pb.data = data
-    return pb.SerializeToString()  # type: ignore[no-any-return]
+    out: bytes = pb.SerializeToString()
+    return out
 
 
 def parse_snap_file(data: bytes) -> tuple[int, bytes | None]:
