@@ -23,7 +23,6 @@ from .errors import (
     WALNotFoundError,
     WALPoisonedError,
 )
-from .wal import WAL, repair, valid_snapshot_entries, verify, wal_exists
 from .messages import (
     ConfChange,
     ConfChangeSingle,
@@ -42,8 +41,10 @@ from .messages import (
     SnapshotMetadata,
     WalSnapshot,
 )
+from .wal import WAL, repair, valid_snapshot_entries, verify, wal_exists
 
 __all__ = [
+    "WAL",
     "CRCMismatchError",
     "CompactedError",
     "ConfChange",
@@ -75,7 +76,6 @@ __all__ = [
     "TornTailError",
     "UnavailableError",
     "UnknownRecordTypeError",
-    "WAL",
     "WALClosedError",
     "WALLockedError",
     "WALNotFoundError",
