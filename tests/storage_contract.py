@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+
 from raftwal import (
     CompactedError,
     ConfState,

@@ -155,7 +155,7 @@ def test_zeroed_sector_anywhere_in_the_tail(
     pristine: tuple[Path, tuple[bytes, list[HardState], list[Entry]]], tmp_path: Path
 ) -> None:
     """A lost 512-byte sector write: torn (repairable) or a clean prefix."""
-    src, (md, _states, entries) = pristine
+    src, (_md, _states, entries) = pristine
     tail = segments(src)[-1]
     work = tmp_path / "w"
     size = frames(tail)[-1].end

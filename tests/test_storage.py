@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from raftwal import (
     CompactedError,
     ConfState,
@@ -24,6 +25,7 @@ from raftwal import (
     UnavailableError,
 )
 from raftwal.storage import MemoryStorage, Storage
+
 from storage_contract import MemoryAdapter, StorageAdapter, StorageContract, build_345, log_of
 
 
@@ -261,8 +263,21 @@ _conf_states = st.one_of(
 _data = st.one_of(st.none(), st.binary(max_size=40))
 
 
+def _pick(data: st.DataObject, usual: tuple[int, int], edges: tuple[int, int], label: str) -> int:
+    """Mostly a value in ``usual`` (when not empty), sometimes one in ``edges``."""
+    lo, hi = usual
+    if lo <= hi and data.draw(st.integers(0, 3), label=f"{label}: usual?") != 0:
+        return data.draw(st.integers(lo, hi), label=label)
+    elo, ehi = edges
+    return data.draw(st.integers(max(0, elo), max(0, elo, ehi)), label=label)
+
+
 class MemoryStorageMachine(RuleBasedStateMachine):
-    """Drive MemoryStorage and the model with the same calls; they must agree."""
+    """Drive MemoryStorage and the model with the same calls; they must agree.
+
+    Arguments are drawn mostly where the call succeeds and sometimes around
+    the edges, so the log grows and every error path is still taken.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -272,23 +287,37 @@ class MemoryStorageMachine(RuleBasedStateMachine):
     def _same(self, real: Callable[[], Any], model: Callable[[], Any]) -> None:
         assert _outcome(real) == _outcome(model)
 
-    @rule(data=st.data())
-    def append(self, data: st.DataObject) -> None:
+    def _append(self, data: st.DataObject) -> None:
         m = self.model
-        start = data.draw(st.integers(max(0, m.dummy_index - 3), m.last + 2), label="start")
-        terms = data.draw(st.lists(st.integers(0, 6), max_size=7), label="terms")
-        payloads = data.draw(st.lists(_data, min_size=len(terms), max_size=len(terms)))
-        types = data.draw(st.lists(st.integers(0, 2), min_size=len(terms), max_size=len(terms)))
+        # usual: from a few entries back (a conflicting overwrite) to last + 1
+        start = _pick(
+            data, (max(m.first, m.last - 4), m.last + 1), (m.dummy_index - 3, m.last + 3), "start"
+        )
+        terms = data.draw(st.lists(st.integers(0, 6), min_size=1, max_size=10), label="terms")
+        n = len(terms)
+        payloads = data.draw(st.lists(_data, min_size=n, max_size=n), label="payloads")
+        types = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n), label="types")
+        if data.draw(st.integers(0, 9), label="empty batch?") == 0:
+            terms = []
         es = [
             Entry(index=start + k, term=t, type=ty, data=d)
-            for k, (t, ty, d) in enumerate(zip(terms, types, payloads, strict=True))
+            for k, (t, ty, d) in enumerate(zip(terms, types, payloads, strict=False))
         ]
         self._same(lambda: self.real.append(es), lambda: m.append(es))
 
     @rule(data=st.data())
+    def append(self, data: st.DataObject) -> None:
+        self._append(data)
+
+    @rule(data=st.data())
+    def append_more(self, data: st.DataObject) -> None:
+        # A second append rule: appends are what a log mostly sees.
+        self._append(data)
+
+    @rule(data=st.data())
     def compact(self, data: st.DataObject) -> None:
         m = self.model
-        i = data.draw(st.integers(max(0, m.dummy_index - 2), m.last + 2), label="compact")
+        i = _pick(data, (m.first, m.last), (m.dummy_index - 2, m.last + 2), "compact")
         self._same(lambda: self.real.compact(i), lambda: m.compact(i))
 
     @rule(data=st.data(), cs=_conf_states, payload=_data)
@@ -296,8 +325,13 @@ class MemoryStorageMachine(RuleBasedStateMachine):
         self, data: st.DataObject, cs: ConfState | None, payload: bytes | None
     ) -> None:
         m = self.model
-        lo = max(0, min(m.snap.metadata.index, m.dummy_index) - 2)
-        i = data.draw(st.integers(lo, m.last + 2), label="snapshot")
+        snap = m.snap.metadata.index
+        i = _pick(
+            data,
+            (max(snap + 1, m.dummy_index), m.last),
+            (min(snap, m.dummy_index) - 2, m.last + 2),
+            "snapshot",
+        )
         self._same(
             lambda: self.real.create_snapshot(i, cs, payload),
             lambda: m.create_snapshot(i, cs, payload),
@@ -308,11 +342,17 @@ class MemoryStorageMachine(RuleBasedStateMachine):
         self, data: st.DataObject, cs: ConfState | None, payload: bytes | None, term: int
     ) -> None:
         m = self.model
-        index = data.draw(st.integers(max(0, m.snap.metadata.index - 2), m.last + 4))
-        snap = Snapshot(
+        # The log may end below the snapshot (an append can truncate past it).
+        snap = m.snap.metadata.index
+        if data.draw(st.integers(0, 3), label="newer?") == 0:
+            # it empties the log, so not too often
+            index = data.draw(st.integers(snap + 1, max(snap, m.last) + 4), label="snapshot index")
+        else:
+            index = data.draw(st.integers(max(0, snap - 2), snap), label="snapshot index")
+        snap_ = Snapshot(
             data=payload, metadata=SnapshotMetadata(conf_state=cs, index=index, term=term)
         )
-        self._same(lambda: self.real.apply_snapshot(snap), lambda: m.apply_snapshot(snap))
+        self._same(lambda: self.real.apply_snapshot(snap_), lambda: m.apply_snapshot(snap_))
 
     @rule(term=st.integers(0, 9), vote=st.integers(0, 5), commit=st.integers(0, 50))
     def set_hard_state(self, term: int, vote: int, commit: int) -> None:
@@ -320,14 +360,18 @@ class MemoryStorageMachine(RuleBasedStateMachine):
         self.real.set_hard_state(hs)
         self.model.hard_state = HardState(term=term, vote=vote, commit=commit)
 
-    @rule(
-        data=st.data(),
-        max_size=st.one_of(st.none(), st.integers(0, 80)),
-    )
-    def read_entries(self, data: st.DataObject, max_size: int | None) -> None:
+    @rule(data=st.data())
+    def read_entries(self, data: st.DataObject) -> None:
         m = self.model
-        lo = data.draw(st.integers(max(0, m.dummy_index - 2), m.last + 3), label="lo")
-        hi = data.draw(st.integers(max(0, m.dummy_index - 2), m.last + 3), label="hi")
+        edges = (m.dummy_index - 2, m.last + 3)
+        lo = _pick(data, (m.first, m.last + 1), edges, "lo")
+        hi = _pick(data, (lo, m.last + 1), edges, "hi")
+        max_size = data.draw(st.one_of(st.none(), st.integers(0, 80)), label="max_size")
+        if m.first <= lo < hi <= m.last + 1 and data.draw(st.booleans(), label="boundary?"):
+            # a limit exactly at (or one byte around) the size of a prefix
+            sizes = [m.log[i].ByteSize() for i in range(lo, hi)]
+            k = data.draw(st.integers(1, len(sizes)), label="prefix")
+            max_size = sum(sizes[:k]) + data.draw(st.sampled_from([-1, 0, 1]), label="delta")
         self._same(
             lambda: self.real.entries(lo, hi, max_size),
             lambda: m.entries(lo, hi, max_size),
@@ -363,7 +407,7 @@ class MemoryStorageMachine(RuleBasedStateMachine):
 
 MemoryStorageMachine.TestCase.settings = settings(
     max_examples=150,
-    stateful_step_count=40,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

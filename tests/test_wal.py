@@ -500,7 +500,7 @@ def test_record_too_large_is_refused_and_wal_stays_usable(tmp_path: Path) -> Non
         with pytest.raises(raftwal.RecordTooLargeError):
             w.save(HardState(1, 1, 1), [Entry(term=1, index=2, data=b"ok"), big])
         w.save(HardState(1, 1, 1), [Entry(term=1, index=2, data=bytes(10 * 1024 * 1024 - 64))])
-    _, hs, got = read(d)
+    _, _hs, got = read(d)
     assert [e.index for e in got] == [1, 2] and len(got[1].data or b"") == 10 * 1024 * 1024 - 64
 
 
