@@ -279,3 +279,34 @@ pub fn valid_snapshot_entries(dir: &Path) -> Result<Vec<WalSnap>> {
 pub fn exists(dir: &Path) -> bool {
     segment::exists(dir)
 }
+
+/// etcd's purge of old segments: while more than `keep` segments remain,
+/// delete the oldest one, unless a writer still holds its lock (then stop:
+/// the writer needs it). `keep == 0` keeps everything. Returns the names
+/// deleted, oldest first.
+pub fn purge_segments(dir: &Path, keep: usize) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    if keep == 0 {
+        return Ok(removed);
+    }
+    let names = segment::list(dir)?;
+    let excess = names.len().saturating_sub(keep);
+    for n in names.into_iter().take(excess) {
+        let path = dir.join(&n.name);
+        let held = match fsutil::open_locked(&path, false) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
+        };
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+        drop(held);
+        removed.push(n.name);
+    }
+    if !removed.is_empty() {
+        fsutil::sync_dir(dir)
+            .map_err(|e| Error::io(format!("cannot fsync {}", dir.display()), e))?;
+    }
+    Ok(removed)
+}

@@ -395,7 +395,9 @@ impl Wal {
                 fsutil::zero_to_end(&tail, off)?;
                 use std::io::Seek;
                 (&*tail).seek(io::SeekFrom::Start(off))?;
-                Ok(())
+                // What was read may have reached the page cache without an
+                // fsync before a crash: make it durable before reporting it so.
+                fsutil::fdatasync(&tail)
             })();
             if let Err(e) = prepared {
                 self.read_failed = true;

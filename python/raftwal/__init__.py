@@ -1,6 +1,7 @@
 """raftwal: etcd's Raft log storage for Python, byte for byte, with a Rust core."""
 
 from ._native import crc32c
+from .disk import DiskStorage
 from .errors import (
     CompactedError,
     CorruptionError,
@@ -41,6 +42,9 @@ from .messages import (
     SnapshotMetadata,
     WalSnapshot,
 )
+from .node import DurableStorage, RecoveryReport, open
+from .snap import Snapshotter
+from .storage import MemoryStorage, Storage
 from .wal import WAL, repair, valid_snapshot_entries, verify, wal_exists
 
 __all__ = [
@@ -54,6 +58,8 @@ __all__ = [
     "ConfChangeV2",
     "ConfState",
     "CorruptionError",
+    "DiskStorage",
+    "DurableStorage",
     "EmptySnapshotError",
     "Entry",
     "EntryConfChange",
@@ -63,9 +69,11 @@ __all__ = [
     "Error",
     "HardState",
     "MemberMetadata",
+    "MemoryStorage",
     "MetadataConflictError",
     "NoSnapshotError",
     "RecordTooLargeError",
+    "RecoveryReport",
     "SliceOutOfRangeError",
     "SnapOutOfDateError",
     "Snapshot",
@@ -73,6 +81,8 @@ __all__ = [
     "SnapshotMismatchError",
     "SnapshotNotFoundError",
     "SnapshotTemporarilyUnavailableError",
+    "Snapshotter",
+    "Storage",
     "TornTailError",
     "UnavailableError",
     "UnknownRecordTypeError",
@@ -82,6 +92,7 @@ __all__ = [
     "WALPoisonedError",
     "WalSnapshot",
     "crc32c",
+    "open",
     "repair",
     "valid_snapshot_entries",
     "verify",

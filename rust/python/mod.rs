@@ -409,6 +409,13 @@ fn valid_snapshot_entries(py: Python<'_>, dirpath: PathBuf) -> PyResult<Vec<Snap
         .collect())
 }
 
+/// Delete the oldest unlocked segments so that at most `keep` remain.
+#[pyfunction]
+fn purge_segments(py: Python<'_>, dirpath: PathBuf, keep: usize) -> PyResult<Vec<String>> {
+    py.detach(|| walrepair::purge_segments(&dirpath, keep))
+        .map_err(to_py)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWal>()?;
@@ -417,6 +424,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(repair, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(valid_snapshot_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(purge_segments, m)?)?;
     m.add("DEFAULT_SEGMENT_SIZE", DEFAULT_SEGMENT_SIZE)?;
     Ok(())
 }

@@ -1,0 +1,333 @@
+"""``raftwal.open``: a durable raft Storage, recovered the way etcd restarts
+a member.
+
+    with raftwal.open("data") as storage:
+        hs, cs = storage.initial_state()
+        storage.save(HardState(term=1, vote=1, commit=0), [Entry(term=1, index=1, data=b"x")])
+        if storage.needs_snapshot(applied_index=1):
+            storage.create_snapshot(1, ConfState(voters=[1]), b"state machine bytes")
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from . import _native
+from .disk import DiskStorage
+from .errors import CompactedError, NoSnapshotError, SnapOutOfDateError, TornTailError
+from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
+from .snap import Snapshotter
+from .storage import MemoryStorage
+from .wal import DEFAULT_SEGMENT_SIZE, WAL, repair, valid_snapshot_entries, wal_exists
+
+__all__ = ["DurableStorage", "RecoveryReport", "open"]
+
+StrPath = str | os.PathLike[str]
+
+
+class RecoveryReport:
+    """What :func:`open` found: the snapshot it started from, the entries
+    it loaded and whether a torn tail had to be repaired."""
+
+    __slots__ = ("created", "entries", "last_index", "repaired", "snapshot_index", "snapshot_term")
+
+    def __init__(self) -> None:
+        self.created = False
+        self.snapshot_index = 0
+        self.snapshot_term = 0
+        self.entries = 0
+        self.last_index = 0
+        self.repaired = False
+
+    def __repr__(self) -> str:
+        return (
+            f"RecoveryReport(created={self.created}, snapshot=({self.snapshot_index}, "
+            f"{self.snapshot_term}), entries={self.entries}, last_index={self.last_index}, "
+            f"repaired={self.repaired})"
+        )
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+class DurableStorage:
+    """A raft :class:`~raftwal.storage.Storage` whose log, HardState and
+    snapshots survive crashes: a :class:`MemoryStorage` serving reads, kept
+    in step with a :class:`DiskStorage` that persists every change first.
+
+    Build it with :func:`raftwal.open`. Safe to share between threads."""
+
+    def __init__(
+        self,
+        disk: DiskStorage,
+        memory: MemoryStorage,
+        *,
+        metadata: bytes,
+        snapshot_count: int,
+        catch_up_entries: int,
+        max_snapshots: int,
+        max_wals: int,
+        report: RecoveryReport,
+    ) -> None:
+        self._disk = disk
+        self._mem = memory
+        self._metadata = metadata
+        self._snapshot_count = snapshot_count
+        self._catch_up_entries = catch_up_entries
+        self._max_snapshots = max_snapshots
+        self._max_wals = max_wals
+        self._snap_index = memory.snapshot().metadata.index
+        self._accepted_snap = self._snap_index
+        self._accepted_last = memory.last_index()
+        self._lock = threading.RLock()
+        self.recovery = report
+
+    # --- Storage protocol (reads come from memory) ------------------------------
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        """The HardState and the ConfState of the snapshot, as persisted."""
+        return self._mem.initial_state()
+
+    def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
+        """Entries in ``[lo, hi)``, at most ``max_size`` serialized bytes (at least one)."""
+        return self._mem.entries(lo, hi, max_size)
+
+    def term(self, i: int) -> int:
+        """The term of entry ``i``."""
+        return self._mem.term(i)
+
+    def last_index(self) -> int:
+        """Index of the last entry."""
+        return self._mem.last_index()
+
+    def first_index(self) -> int:
+        """Index of the first entry still available (after the compacted prefix)."""
+        return self._mem.first_index()
+
+    def snapshot(self) -> Snapshot:
+        """The most recent snapshot."""
+        return self._mem.snapshot()
+
+    # --- persisting -----------------------------------------------------------
+
+    def _accept(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None:
+        """Refuse, before anything reaches the disk, what memory would refuse
+        once the save lands (saves still in flight count), then record the
+        log's new shape."""
+        last, snap_index = self._accepted_last, self._accepted_snap
+        if snapshot is not None and not snapshot.is_empty():
+            if snapshot.metadata.index <= snap_index:
+                raise SnapOutOfDateError("requested index is older than the existing snapshot")
+            snap_index = last = snapshot.metadata.index
+        if entries:
+            if entries[0].index > last + 1:
+                raise ValueError(f"missing log entry [last: {last}, append at: {entries[0].index}]")
+            if entries[-1].index > snap_index:
+                last = entries[-1].index
+        self._accepted_last, self._accepted_snap = last, snap_index
+
+    def _persist_snapshot(self, snapshot: Snapshot | None) -> None:
+        if snapshot is not None and not snapshot.is_empty():
+            self._disk.save_snap(snapshot)
+
+    def _apply(
+        self, hard_state: HardState, entries: Sequence[Entry], snapshot: Snapshot | None
+    ) -> None:
+        if snapshot is not None and not snapshot.is_empty():
+            self._mem.apply_snapshot(snapshot)
+            self._snap_index = snapshot.metadata.index
+        if entries:
+            self._mem.append(entries)
+        if not hard_state.is_empty():
+            self._mem.set_hard_state(hard_state)
+
+    def save(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry] = (),
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Persist what a raft Ready carries, then make it visible: a
+        snapshot (file, WAL record), the entries and the HardState. Returns
+        once they are durable (when raft's MustSync rule requires it)."""
+        with self._lock:
+            self._accept(entries, snapshot)
+            self._persist_snapshot(snapshot)
+            self._disk.save(hard_state, entries)
+            self._apply(hard_state, entries, snapshot)
+
+    def save_async(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry] = (),
+        snapshot: Snapshot | None = None,
+    ) -> Future[None]:
+        """Like :meth:`save`, returning a future that resolves once the save
+        is durable; the entries become visible through the Storage protocol
+        then, in the order the saves were made. Concurrent saves share fsyncs."""
+        done: Future[None] = Future()
+        entries = list(entries)
+
+        def finish(f: Future[None]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                done.set_exception(exc)
+                return
+            try:
+                with self._lock:
+                    self._apply(hard_state, entries, snapshot)
+            except BaseException as err:
+                done.set_exception(err)
+            else:
+                done.set_result(None)
+
+        with self._lock:
+            self._accept(entries, snapshot)
+            self._persist_snapshot(snapshot)
+            self._disk.wal.save_async(hard_state, entries).add_done_callback(finish)
+        return done
+
+    def needs_snapshot(self, applied_index: int) -> bool:
+        """True when more than ``snapshot_count`` entries were applied since
+        the last snapshot (etcd's trigger)."""
+        return applied_index - self._snap_index > self._snapshot_count
+
+    def create_snapshot(
+        self, index: int, conf_state: ConfState | None, data: bytes | None
+    ) -> Snapshot:
+        """Take a snapshot at ``index`` (applied by the caller's state
+        machine): persist it, compact memory to ``index - catch_up_entries``
+        (or 1), and purge old ``.snap`` and WAL files beyond
+        ``max_snapshots`` / ``max_wals`` (0 keeps everything)."""
+        with self._lock:
+            snap = self._mem.create_snapshot(index, conf_state, data)
+            self._disk.save_snap(snap)
+            self._snap_index = index
+            self._accepted_snap = max(self._accepted_snap, index)
+            self._disk.snapshotter.release_snap_dbs(snap)
+            compact = index - self._catch_up_entries if index > self._catch_up_entries else 1
+            try:
+                self._mem.compact(compact)
+            except CompactedError:
+                pass
+            self._disk.snapshotter.purge_snapshots(self._max_snapshots)
+            _native.purge_segments(self._disk.wal.dirpath, self._max_wals)
+            return snap
+
+    # --- properties and lifetime -----------------------------------------------------
+
+    @property
+    def metadata(self) -> bytes:
+        """The WAL's metadata (``b""`` when it was created without)."""
+        return self._metadata
+
+    @property
+    def durable_index(self) -> int:
+        """The last index known to be on stable storage."""
+        return self._disk.wal.durable_index
+
+    @property
+    def wal(self) -> WAL:
+        """The underlying WAL."""
+        return self._disk.wal
+
+    @property
+    def snapshotter(self) -> Snapshotter:
+        """The underlying Snapshotter."""
+        return self._disk.snapshotter
+
+    def close(self) -> None:
+        """Sync and close the WAL; pending futures settle first."""
+        self._disk.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open(
+    data_dir: StrPath,
+    *,
+    metadata: bytes | None = None,
+    snapshot_count: int = 10000,
+    catch_up_entries: int = 5000,
+    max_snapshots: int = 5,
+    max_wals: int = 5,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> DurableStorage:
+    """Open (creating when absent) the durable storage in ``data_dir``:
+    ``data_dir/wal`` and ``data_dir/snap``. An etcd member directory
+    (``.../member``) is a valid ``data_dir``.
+
+    Recovery follows etcd's restart: the newest readable ``.snap`` file that
+    the WAL references (with an index no greater than the last commit), the
+    WAL opened at it and replayed, a torn tail repaired once (keeping a
+    ``.broken`` copy), then the snapshot, the HardState and the entries
+    loaded into memory. ``metadata`` is used only when creating."""
+    root = Path(data_dir)
+    wal_dir, snap_dir = root / "wal", root / "snap"
+    report = RecoveryReport()
+    _private_dir(root)
+    _private_dir(snap_dir)
+    snapshotter = Snapshotter(snap_dir)
+    memory = MemoryStorage()
+    if not wal_exists(wal_dir):
+        wal = WAL.create(wal_dir, metadata, segment_size=segment_size)
+        report.created = True
+        md = metadata or b""
+    else:
+        snapshot: Snapshot | None
+        try:
+            snapshot = snapshotter.load_newest_available(valid_snapshot_entries(wal_dir))
+        except NoSnapshotError:
+            snapshot = None
+        walsnap = WalSnapshot()
+        if snapshot is not None:
+            walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
+        while True:
+            wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
+            try:
+                md, hs, entries = wal.read_all()
+                break
+            except TornTailError:
+                wal.close()
+                if report.repaired or not repair(wal_dir):
+                    raise
+                report.repaired = True
+            except BaseException:
+                wal.close()
+                raise
+        if snapshot is not None:
+            memory.apply_snapshot(snapshot)
+            report.snapshot_index = snapshot.metadata.index
+            report.snapshot_term = snapshot.metadata.term
+        memory.set_hard_state(hs)
+        memory.append(entries)
+        report.entries = len(entries)
+        del entries
+    report.last_index = memory.last_index()
+    disk = DiskStorage(wal, snapshotter)
+    return DurableStorage(
+        disk,
+        memory,
+        metadata=md,
+        snapshot_count=snapshot_count,
+        catch_up_entries=catch_up_entries,
+        max_snapshots=max_snapshots,
+        max_wals=max_wals,
+        report=report,
+    )

@@ -1,0 +1,243 @@
+"""raftwal.open: recovery as etcd restarts a member, snapshots, purging and
+restarts over hypothesis-chosen operations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from walfile import frames, segments
+
+import raftwal
+from raftwal import ConfState, Entry, HardState, MemberMetadata
+
+from etcd_fixtures import ALL, Fixture, entries_sha256
+
+
+@pytest.mark.parametrize("fixture", ALL, ids=[f.name for f in ALL])
+def test_open_fixture_member(fixture: Fixture, tmp_path: Path) -> None:
+    """raftwal.open on a real member directory loads what etcd's restart loads."""
+    member = fixture.unpack(tmp_path)
+    exp = fixture.expected()["read_at_newest_snapshot"]
+    with raftwal.open(member) as s:
+        hs, cs = s.initial_state()
+        assert (hs.term, hs.vote, hs.commit) == (exp["hs_term"], exp["hs_vote"], exp["hs_commit"])
+        assert s.metadata.hex() == exp["metadata_hex"]
+        assert MemberMetadata.FromString(s.metadata).node_id != 0
+        snap = s.snapshot()
+        assert (snap.metadata.index, snap.metadata.term) == (exp["snap_index"], exp["snap_term"])
+        assert cs == snap.metadata.conf_state and cs.voters
+        assert s.first_index() == exp["snap_index"] + 1 == exp["first_index"]
+        assert s.last_index() == exp["last_index"]
+        assert s.term(exp["snap_index"]) == exp["snap_term"]
+        ents = s.entries(s.first_index(), s.last_index() + 1)
+        assert len(ents) == exp["entries"]
+        assert entries_sha256(ents) == exp["entries_sha256"]
+        for e in ents[:: max(1, len(ents) // 7)]:
+            assert s.term(e.index) == e.term
+        assert s.durable_index == exp["last_index"]
+        assert not s.recovery.repaired
+
+
+def test_create_layout_and_modes(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    with raftwal.open(d, metadata=b"md") as s:
+        assert s.recovery.created
+        assert s.metadata == b"md"
+        assert (s.first_index(), s.last_index()) == (1, 0)
+        s.save(HardState(1, 1, 0), [Entry(term=1, index=1, data=b"a")])
+    for sub in ("", "wal", "snap"):
+        assert (d / sub).stat().st_mode & 0o777 == 0o700
+    for p in (d / "wal").iterdir():
+        assert p.stat().st_mode & 0o777 == 0o600
+    with raftwal.open(d, metadata=b"ignored") as s:
+        assert s.metadata == b"md"
+        assert s.entries(1, 2) == [Entry(term=1, index=1, data=b"a")]
+    with raftwal.open(tmp_path / "nometa") as s:
+        assert s.metadata == b""
+
+
+def test_snapshot_compaction_and_purge(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    opts = dict(
+        snapshot_count=50, catch_up_entries=20, max_snapshots=2, max_wals=3, segment_size=4096
+    )
+    cs = ConfState(voters=[1])
+    with raftwal.open(d, **opts) as s:  # type: ignore[arg-type]
+        for i in range(1, 401):
+            s.save(HardState(1, 1, i), [Entry(term=1, index=i, data=os.urandom(60))])
+            if s.needs_snapshot(i):
+                s.create_snapshot(i, cs, f"state@{i}".encode())
+        snap_index = s.snapshot().metadata.index
+        assert snap_index == 357  # 51, 102, ... every 51 applied entries
+        assert s.first_index() == snap_index - 20 + 1  # compacted through index - catch_up
+        assert len(s.snapshotter.snap_names()) == 2
+        wals = [p.name for p in segments(d / "wal")]
+        assert 1 <= len(wals) <= 3 + 2  # locked segments are never purged
+        tail = s.entries(s.first_index(), s.last_index() + 1)
+    with raftwal.open(d, **opts) as s:  # type: ignore[arg-type]
+        assert s.snapshot().metadata.index == snap_index
+        assert s.snapshot().data == f"state@{snap_index}".encode()
+        assert s.first_index() == snap_index + 1
+        assert s.entries(snap_index + 1, 401) == tail[20:]
+        assert s.initial_state() == (HardState(1, 1, 400), cs)
+
+
+def test_recovery_repairs_a_torn_tail(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        for i in range(1, 21):
+            s.save(HardState(1, 1, i - 1), [Entry(term=1, index=i, data=b"v" * 100)])
+    tail = segments(d / "wal")[-1]
+    last_entry = [f for f in frames(tail) if f.type == 2][-1]
+    os.truncate(tail, last_entry.end - 5)
+    with raftwal.open(d) as s:
+        assert s.recovery.repaired
+        assert s.last_index() == 19
+        s.save(HardState(1, 1, 19), [Entry(term=1, index=20, data=b"again")])
+    with raftwal.open(d) as s:
+        assert not s.recovery.repaired
+        assert s.entries(20, 21)[0].data == b"again"
+    assert any(p.name.endswith(".broken") for p in (d / "wal").iterdir())
+
+
+def test_recovery_refuses_real_corruption(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        for i in range(1, 21):
+            s.save(HardState(1, 1, i - 1), [Entry(term=1, index=i, data=b"v" * 100)])
+    tail = segments(d / "wal")[-1]
+    f = [x for x in frames(tail) if x.type == 2][10]
+    raw = bytearray(tail.read_bytes())
+    raw[f.offset + 40] ^= 0x10
+    tail.write_bytes(bytes(raw))
+    with pytest.raises(raftwal.CRCMismatchError):
+        raftwal.open(d)
+
+
+def test_orphan_snap_file_is_ignored(tmp_path: Path) -> None:
+    """A .snap written before a crash that lost its WAL record is not used."""
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        for i in range(1, 11):
+            s.save(HardState(1, 1, i), [Entry(term=1, index=i)])
+        s.snapshotter.save_snap(
+            raftwal.Snapshot(
+                data=b"orphan", metadata=raftwal.SnapshotMetadata(ConfState([1]), 10, 1)
+            )
+        )
+    with raftwal.open(d) as s:
+        assert s.snapshot().is_empty()
+        assert s.last_index() == 10
+
+
+def test_save_async_visibility(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        futs = [
+            s.save_async(HardState(1, 1, i - 1), [Entry(term=1, index=i)]) for i in range(1, 501)
+        ]
+        futs[-1].result(timeout=60)
+        assert s.last_index() == 500
+        assert s.durable_index >= 500
+        with pytest.raises(ValueError, match="missing log entry"):
+            s.save(HardState(1, 1, 1), [Entry(term=1, index=502)])
+    with raftwal.open(d) as s:
+        assert s.last_index() == 500
+
+
+def test_etcd_member_dir_accepts_appends(tmp_path: Path) -> None:
+    member = ALL[0].unpack(tmp_path)
+    with raftwal.open(member) as s:
+        last = s.last_index()
+        hs, _ = s.initial_state()
+        s.save(HardState(hs.term, hs.vote, last), [Entry(term=hs.term, index=last + 1, data=b"x")])
+    with raftwal.open(member) as s:
+        assert s.last_index() == last + 1
+
+
+# --- restarts over hypothesis-chosen operations, against a model -----------------------
+
+
+class Model:
+    """What the storage must hold: the log, the HardState and the snapshot."""
+
+    def __init__(self) -> None:
+        self.log: dict[int, Entry] = {}
+        self.hs = HardState()
+        self.snap_index = 0
+        self.snap_term = 0
+        self.snap_data: bytes | None = None
+
+    @property
+    def last(self) -> int:
+        return max(self.log, default=self.snap_index)
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 6), st.integers(0, 3), st.booleans()),
+        st.tuples(st.just("snapshot"), st.integers(0, 10), st.just(0), st.just(False)),
+        st.tuples(st.just("reopen"), st.just(0), st.just(0), st.just(False)),
+        st.tuples(st.just("commit"), st.just(0), st.just(0), st.just(False)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=ops)
+def test_restarts_match_model(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int, int, bool]]
+) -> None:
+    d = tmp_path_factory.mktemp("restart") / "data"
+    opts = dict(catch_up_entries=2, max_snapshots=2, max_wals=2, segment_size=512)
+    m = Model()
+    term = 1
+    s = raftwal.open(d, **opts)  # type: ignore[arg-type]
+    try:
+        for kind, n, back, async_ in ops:
+            if kind == "append":
+                start = max(m.snap_index + 1, m.last + 1 - back)
+                term += 1 if back else 0
+                ents = [Entry(term=term, index=start + k, data=os.urandom(20)) for k in range(n)]
+                for i in list(m.log):
+                    if i >= start:
+                        del m.log[i]
+                for e in ents:
+                    m.log[e.index] = e
+                m.hs = HardState(term, 1, min(m.hs.commit, start - 1))
+                if async_:
+                    s.save_async(m.hs, ents).result(timeout=60)
+                else:
+                    s.save(m.hs, ents)
+            elif kind == "commit":
+                m.hs = HardState(m.hs.term, m.hs.vote, m.last)
+                s.save(m.hs, [])
+            elif kind == "snapshot":
+                i = min(m.hs.commit, m.snap_index + n)
+                if i <= m.snap_index:
+                    continue
+                s.create_snapshot(i, ConfState(voters=[1]), f"s{i}".encode())
+                m.snap_index, m.snap_term, m.snap_data = i, m.log[i].term, f"s{i}".encode()
+            else:
+                s.close()
+                s = raftwal.open(d, **opts)  # type: ignore[arg-type]
+                # after a restart memory holds exactly what follows the snapshot
+                assert s.snapshot().metadata.index == m.snap_index
+                assert s.snapshot().data == m.snap_data
+                assert s.first_index() == m.snap_index + 1
+            assert s.initial_state()[0] == m.hs
+            assert s.last_index() == m.last
+            lo = s.first_index()
+            if m.last >= lo:
+                assert s.entries(lo, m.last + 1) == [m.log[i] for i in range(lo, m.last + 1)]
+            assert s.term(m.snap_index) == m.snap_term
+    finally:
+        s.close()
+    shutil.rmtree(d)
