@@ -1,0 +1,43 @@
+# One entry point for people and CI. `make test` installs what the tests
+# need (Debian packages for the etcd interop tests, the package itself with
+# its test extras) and runs every test; `.ci/run` runs `make ci`.
+
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: deps install test test-python test-rust lint ci demo bench clean
+
+deps:
+	bash .ci/install-interop.sh
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet ".[test,dev]"
+
+install:
+	$(PIP) install --quiet .
+
+test-rust:
+	cargo test --locked --no-default-features
+
+test-python:
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test: deps test-rust test-python
+
+lint:
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --all-targets --no-default-features -- -D warnings
+	ruff check python tests tools benches
+	ruff format --check python tests tools benches
+	$(PYTHON) -m mypy --strict python/raftwal
+	$(PYTHON) -m mypy.stubtest raftwal._native
+	$(PYTHON) tools/gen_descriptors.py --check
+
+ci: deps lint test-rust test-python
+
+demo: install
+	raftwal demo
+
+clean:
+	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache
