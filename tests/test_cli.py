@@ -1,0 +1,87 @@
+"""The raftwal command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from walfile import frames, segments
+
+from etcd_fixtures import ALL, Fixture
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "raftwal", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_demo_loses_nothing(tmp_path: Path) -> None:
+    r = run(
+        "demo",
+        "--seconds",
+        "1.5",
+        "--json",
+        "--snapshot-count",
+        "3000",
+        "--data-dir",
+        str(tmp_path / "d"),
+    )
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["acknowledged"] > 0
+    assert rep["lost"] == 0
+    assert rep["recovered_last_index"] >= rep["acknowledged"]
+    assert rep["snapshot_index"] > 0 and rep["snapshots"] >= 1
+
+
+@pytest.mark.parametrize("fixture", ALL, ids=[f.name for f in ALL])
+def test_subcommands_on_fixtures(fixture: Fixture, tmp_path: Path) -> None:
+    member = fixture.unpack(tmp_path)
+    exp = fixture.expected()
+    r = run("inspect", str(member), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["metadata"]["hex"] == exp["metadata_hex"]
+    assert info["entries"] == len(exp["entries_from_index_1"])
+    assert [info["hard_state"][k] for k in ("term", "vote", "commit")] == exp[
+        "hard_state_term_vote_commit"
+    ]
+    assert len(info["snapshots"]) == len(exp["snapshots_newest_first"])
+    r = run("verify", str(member))
+    assert r.returncode == 0 and "healthy" in r.stdout, r.stdout + r.stderr
+    r = run("dump", str(member), "--type", "confchange", "--json")
+    assert r.returncode == 0
+    confs = [x["index"] for x in exp["entries_from_index_1"] if x["type"] == "EntryConfChange"]
+    assert [e["index"] for e in json.loads(r.stdout)] == confs
+    r = run(
+        "dump", str(tmp_path.parent / tmp_path.name / fixture.member), "--start", "5", "--end", "9"
+    )
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 5
+    r = run("repair", str(member))
+    assert r.returncode == 0
+
+
+def test_verify_and_repair_report_damage(tmp_path: Path) -> None:
+    import raftwal
+    from raftwal import Entry, HardState
+
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        for i in range(1, 30):
+            s.save(HardState(1, 1, i), [Entry(term=1, index=i, data=b"z" * 50)])
+    tail = segments(d / "wal")[-1]
+    f = [x for x in frames(tail) if x.type == 2][-1]
+    import os
+
+    os.truncate(tail, f.end - 3)  # the last entry was cut short by a crash
+    r = run("verify", str(d))
+    assert r.returncode == 1
+    assert tail.name in r.stdout and f"offset {f.offset}" in r.stdout
+    r = run("repair", str(d), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["broken_copies"] == [tail.name + ".broken"]
+    assert run("verify", str(d)).returncode == 0
+    assert run("verify", str(tmp_path / "missing")).returncode == 1
