@@ -56,29 +56,47 @@ __all__ = [
 class StorageAdapter(Protocol):
     """How the suite changes a storage under test.
 
+    Each mutation has ``MemoryStorage``'s meaning and raises what it raises.
     ``storage`` is read again after every :meth:`reopen`, which closes the
     storage and opens it again from what it persisted (a no-op for storages
-    that persist nothing).
+    that persist nothing). An adapter that cannot express an operation
+    calls ``pytest.skip()`` from it.
     """
 
     @property
-    def storage(self) -> Storage: ...
+    def storage(self) -> Storage:
+        """The storage under test (a new object after :meth:`reopen`, maybe)."""
+        ...
 
-    def apply_snapshot(self, snap: Snapshot) -> None: ...
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Replace the log with ``snap``."""
+        ...
 
-    def append(self, entries: Sequence[Entry]) -> None: ...
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Append (and truncate a conflicting suffix)."""
+        ...
 
-    def compact(self, index: int) -> None: ...
+    def compact(self, index: int) -> None:
+        """Drop the entries before ``index``."""
+        ...
 
     def create_snapshot(
         self, index: int, conf_state: ConfState | None, data: bytes | None
-    ) -> Snapshot: ...
+    ) -> Snapshot:
+        """Make and return the snapshot at ``index``."""
+        ...
 
-    def set_hard_state(self, hs: HardState) -> None: ...
+    def set_hard_state(self, hs: HardState) -> None:
+        """Store the hard state."""
+        ...
 
-    def reopen(self) -> None: ...
+    def reopen(self) -> None:
+        """Close and reopen from what was persisted."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the storage at the end of a test."""
+        ...
 
 
 class MemoryAdapter:
@@ -89,23 +107,29 @@ class MemoryAdapter:
 
     @property
     def storage(self) -> Storage:
+        """The wrapped storage."""
         return self._storage  # type: ignore[no-any-return]
 
     def apply_snapshot(self, snap: Snapshot) -> None:
+        """``storage.apply_snapshot``."""
         self._storage.apply_snapshot(snap)
 
     def append(self, entries: Sequence[Entry]) -> None:
+        """``storage.append``."""
         self._storage.append(entries)
 
     def compact(self, index: int) -> None:
+        """``storage.compact``."""
         self._storage.compact(index)
 
     def create_snapshot(
         self, index: int, conf_state: ConfState | None, data: bytes | None
     ) -> Snapshot:
+        """``storage.create_snapshot``."""
         return self._storage.create_snapshot(index, conf_state, data)  # type: ignore[no-any-return]
 
     def set_hard_state(self, hs: HardState) -> None:
+        """``storage.set_hard_state``."""
         self._storage.set_hard_state(hs)
 
     def reopen(self) -> None:
@@ -165,7 +189,9 @@ def full(s: Storage) -> list[Entry]:
     return s.entries(s.first_index(), s.last_index() + 1)
 
 
-VOTERS_123 = ConfState(voters=[1, 2, 3])
+def voters_123() -> ConfState:
+    """A fresh ``ConfState(voters=[1, 2, 3])`` (fresh, so no test can alias another's)."""
+    return ConfState(voters=[1, 2, 3])
 
 
 def _check_initial_state(s: Storage, want: tuple[HardState, ConfState]) -> None:
@@ -305,9 +331,9 @@ class StorageContract:
     def test_etcd_create_snapshot(self, adapter: StorageAdapter, i: int, term: int) -> None:
         build_345(adapter)
         want = Snapshot(
-            data=b"data", metadata=SnapshotMetadata(conf_state=VOTERS_123, index=i, term=term)
+            data=b"data", metadata=SnapshotMetadata(conf_state=voters_123(), index=i, term=term)
         )
-        assert adapter.create_snapshot(i, VOTERS_123, b"data") == want
+        assert adapter.create_snapshot(i, voters_123(), b"data") == want
         assert adapter.storage.snapshot() == want
 
     @pytest.mark.parametrize(
@@ -338,9 +364,9 @@ class StorageContract:
         self.both(adapter, check)
 
     def test_etcd_apply_snapshot(self, adapter: StorageAdapter) -> None:
-        adapter.apply_snapshot(snap_at(4, 4, VOTERS_123))
+        adapter.apply_snapshot(snap_at(4, 4, voters_123()))
         with pytest.raises(SnapOutOfDateError):
-            adapter.apply_snapshot(snap_at(3, 3, VOTERS_123))
+            adapter.apply_snapshot(snap_at(3, 3, voters_123()))
 
     # --- a fresh storage -------------------------------------------------------
 
@@ -364,7 +390,7 @@ class StorageContract:
 
     def test_fresh_refuses_index_zero_snapshot(self, adapter: StorageAdapter) -> None:
         with pytest.raises(SnapOutOfDateError):
-            adapter.apply_snapshot(Snapshot(metadata=SnapshotMetadata(conf_state=VOTERS_123)))
+            adapter.apply_snapshot(Snapshot(metadata=SnapshotMetadata(conf_state=voters_123())))
         assert adapter.storage.initial_state() == (HardState(), ConfState())
 
     def test_first_entries_on_fresh_storage(self, adapter: StorageAdapter) -> None:
@@ -597,14 +623,14 @@ class StorageContract:
     def test_snapshot_returns_applied(self, adapter: StorageAdapter) -> None:
         snap = Snapshot(
             data=b"state machine",
-            metadata=SnapshotMetadata(conf_state=VOTERS_123, index=7, term=2),
+            metadata=SnapshotMetadata(conf_state=voters_123(), index=7, term=2),
         )
         adapter.apply_snapshot(snap)
 
         def check(s: Storage) -> None:
             assert s.snapshot() == snap
             assert s.snapshot().data == b"state machine"
-            assert s.initial_state()[1] == VOTERS_123
+            assert s.initial_state()[1] == voters_123()
             assert log_of(s) == [(7, 2)]
 
         self.both(adapter, check)
@@ -638,7 +664,7 @@ class StorageContract:
         build_345(adapter)
         before = state_of(adapter.storage)
         with pytest.raises(SnapOutOfDateError):
-            adapter.apply_snapshot(snap_at(index, 3, VOTERS_123))
+            adapter.apply_snapshot(snap_at(index, 3, voters_123()))
         assert state_of(adapter.storage) == before
 
     def test_create_snapshot_returns_and_keeps(self, adapter: StorageAdapter) -> None:
@@ -658,17 +684,17 @@ class StorageContract:
     def test_create_snapshot_does_not_compact(self, adapter: StorageAdapter) -> None:
         build_345(adapter)
         adapter.append(ents((6, 6)))
-        adapter.create_snapshot(5, VOTERS_123, b"d")
+        adapter.create_snapshot(5, voters_123(), b"d")
         assert log_of(adapter.storage) == [(3, 3), (4, 4), (5, 5), (6, 6)]
 
     def test_create_snapshot_without_conf_state_keeps_previous(
         self, adapter: StorageAdapter
     ) -> None:
-        adapter.apply_snapshot(snap_at(3, 3, VOTERS_123))
+        adapter.apply_snapshot(snap_at(3, 3, voters_123()))
         adapter.append(ents((4, 4), (5, 5)))
         snap = adapter.create_snapshot(4, None, b"a")
-        assert snap.metadata.conf_state == VOTERS_123
-        assert adapter.storage.initial_state()[1] == VOTERS_123
+        assert snap.metadata.conf_state == voters_123()
+        assert adapter.storage.initial_state()[1] == voters_123()
         other = ConfState(voters=[1, 2], voters_outgoing=[1, 2, 3], auto_leave=True)
         snap = adapter.create_snapshot(5, other, None)
         assert snap.metadata.conf_state == other
@@ -686,14 +712,14 @@ class StorageContract:
         build_345(adapter)
         before = state_of(adapter.storage)
         with pytest.raises(SnapOutOfDateError):
-            adapter.create_snapshot(i, VOTERS_123, b"data")
+            adapter.create_snapshot(i, voters_123(), b"data")
         assert state_of(adapter.storage) == before
 
     def test_create_snapshot_twice_same_index(self, adapter: StorageAdapter) -> None:
         build_345(adapter)
-        adapter.create_snapshot(4, VOTERS_123, b"a")
+        adapter.create_snapshot(4, voters_123(), b"a")
         with pytest.raises(SnapOutOfDateError):
-            adapter.create_snapshot(4, VOTERS_123, b"b")
+            adapter.create_snapshot(4, voters_123(), b"b")
         assert adapter.storage.snapshot().data == b"a"
 
     @pytest.mark.parametrize("i", [6, 7, 1000])
@@ -701,7 +727,7 @@ class StorageContract:
         build_345(adapter)
         before = state_of(adapter.storage)
         with pytest.raises(ValueError):
-            adapter.create_snapshot(i, VOTERS_123, b"data")
+            adapter.create_snapshot(i, voters_123(), b"data")
         assert state_of(adapter.storage) == before
 
     def test_create_snapshot_below_compacted(self, adapter: StorageAdapter) -> None:
@@ -710,7 +736,7 @@ class StorageContract:
         adapter.compact(6)
         before = state_of(adapter.storage)
         with pytest.raises(ValueError):
-            adapter.create_snapshot(5, VOTERS_123, b"data")
+            adapter.create_snapshot(5, voters_123(), b"data")
         assert state_of(adapter.storage) == before
 
     # --- hard state -------------------------------------------------------------
@@ -765,7 +791,7 @@ class StorageContract:
     # --- results are the caller's ------------------------------------------------
 
     def test_results_are_copies(self, adapter: StorageAdapter) -> None:
-        adapter.apply_snapshot(snap_at(3, 3, VOTERS_123))
+        adapter.apply_snapshot(snap_at(3, 3, voters_123()))
         adapter.append(ents((4, 4), (5, 5)))
         s = adapter.storage
         got = s.entries(4, 6)
@@ -778,12 +804,12 @@ class StorageContract:
         snap = s.snapshot()
         snap.metadata.index = 99
         snap.metadata.conf_state.voters.append(9)
-        assert s.snapshot() == snap_at(3, 3, VOTERS_123)
+        assert s.snapshot() == snap_at(3, 3, voters_123())
 
         hs, cs = s.initial_state()
         cs.voters.append(9)
         hs.commit = 99
-        assert s.initial_state() == (HardState(), VOTERS_123)
+        assert s.initial_state() == (HardState(), voters_123())
 
     def test_inputs_are_not_aliased(self, adapter: StorageAdapter) -> None:
         cs = ConfState(voters=[1, 2, 3])
@@ -796,9 +822,9 @@ class StorageContract:
         snap.metadata.index = 50
         hs.commit = 50
         s = adapter.storage
-        assert s.snapshot() == snap_at(3, 3, VOTERS_123)
-        assert s.initial_state() == (HardState(term=3, vote=1, commit=3), VOTERS_123)
+        assert s.snapshot() == snap_at(3, 3, voters_123())
+        assert s.initial_state() == (HardState(term=3, vote=1, commit=3), voters_123())
         # create_snapshot does not change a snapshot object handed out before
         before = s.snapshot()
         adapter.create_snapshot(5, None, b"x")
-        assert before == snap_at(3, 3, VOTERS_123)
+        assert before == snap_at(3, 3, voters_123())

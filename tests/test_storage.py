@@ -406,7 +406,7 @@ class MemoryStorageMachine(RuleBasedStateMachine):
 
 
 MemoryStorageMachine.TestCase.settings = settings(
-    max_examples=150,
+    max_examples=200,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

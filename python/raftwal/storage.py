@@ -168,7 +168,7 @@ class MemoryStorage:
             end = start + 1
             while end < stop:
                 size += ents[end].ByteSize()
-                if size >= max_size:
+                if size > max_size:
                     break
                 end += 1
             return ents[start:end]
