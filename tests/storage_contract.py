@@ -90,6 +90,13 @@ class StorageAdapter(Protocol):
         """Store the hard state."""
         ...
 
+    @property
+    def hard_state(self) -> HardState:
+        """The HardState the storage must report: the last one set, or what
+        the adapter had to store with a snapshot (a durable storage stores a
+        snapshot with a HardState that commits it, as raft hands it over)."""
+        ...
+
     def reopen(self) -> None:
         """Close and reopen from what was persisted."""
         ...
@@ -104,6 +111,7 @@ class MemoryAdapter:
 
     def __init__(self, storage: Any) -> None:
         self._storage = storage
+        self.hard_state = HardState()
 
     @property
     def storage(self) -> Storage:
@@ -130,6 +138,7 @@ class MemoryAdapter:
 
     def set_hard_state(self, hs: HardState) -> None:
         """``storage.set_hard_state``."""
+        self.hard_state = HardState(hs.term, hs.vote, hs.commit)
         self._storage.set_hard_state(hs)
 
     def reopen(self) -> None:
@@ -809,7 +818,7 @@ class StorageContract:
         hs, cs = s.initial_state()
         cs.voters.append(9)
         hs.commit = 99
-        assert s.initial_state() == (HardState(), voters_123())
+        assert s.initial_state() == (adapter.hard_state, voters_123())
 
     def test_inputs_are_not_aliased(self, adapter: StorageAdapter) -> None:
         cs = ConfState(voters=[1, 2, 3])

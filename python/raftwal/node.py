@@ -122,7 +122,7 @@ class DurableStorage:
         once the save lands (saves still in flight count), then record the
         log's new shape."""
         last, snap_index = self._accepted_last, self._accepted_snap
-        if snapshot is not None and not snapshot.is_empty():
+        if snapshot is not None:
             if snapshot.metadata.index <= snap_index:
                 raise SnapOutOfDateError("requested index is older than the existing snapshot")
             snap_index = last = snapshot.metadata.index
@@ -134,13 +134,13 @@ class DurableStorage:
         self._accepted_last, self._accepted_snap = last, snap_index
 
     def _persist_snapshot(self, snapshot: Snapshot | None) -> None:
-        if snapshot is not None and not snapshot.is_empty():
+        if snapshot is not None:
             self._disk.save_snap(snapshot)
 
     def _apply(
         self, hard_state: HardState, entries: Sequence[Entry], snapshot: Snapshot | None
     ) -> None:
-        if snapshot is not None and not snapshot.is_empty():
+        if snapshot is not None:
             self._mem.apply_snapshot(snapshot)
             self._snap_index = snapshot.metadata.index
         if entries:
@@ -156,7 +156,13 @@ class DurableStorage:
     ) -> None:
         """Persist what a raft Ready carries, then make it visible: a
         snapshot (file, WAL record), the entries and the HardState. Returns
-        once they are durable (when raft's MustSync rule requires it)."""
+        once they are durable (when raft's MustSync rule requires it).
+
+        ``snapshot=None`` means none; a snapshot not newer than the current
+        one raises :class:`SnapOutOfDateError` (MemoryStorage's rule), and
+        entries that would leave a gap raise ``ValueError``, both before
+        anything is written. Recovery uses a snapshot only once a HardState
+        commits it, as etcd's restart does: raft hands snapshots over with one."""
         with self._lock:
             self._accept(entries, snapshot)
             self._persist_snapshot(snapshot)
@@ -193,6 +199,14 @@ class DurableStorage:
             self._persist_snapshot(snapshot)
             self._disk.wal.save_async(hard_state, entries).add_done_callback(finish)
         return done
+
+    def compact(self, index: int) -> None:
+        """Drop entries up to ``index`` from memory (MemoryStorage's
+        ``compact``; :class:`CompactedError` if already compacted). The WAL
+        keeps them until a snapshot lets them be purged, so a restart brings
+        back everything after the snapshot it recovers from."""
+        with self._lock:
+            self._mem.compact(index)
 
     def needs_snapshot(self, applied_index: int) -> bool:
         """True when more than ``snapshot_count`` entries were applied since
