@@ -191,6 +191,93 @@ pub fn encode_entry(out: &mut Vec<u8>, term: u64, index: u64, etype: i32, data: 
     }
 }
 
+/// Where one decoded entry is: its fields, and its data inside an arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryMeta {
+    pub term: u64,
+    pub index: u64,
+    pub etype: i32,
+    /// Offset of the data in the arena (where it would start when absent).
+    pub start: usize,
+    /// Data length, or None when the entry has no data field.
+    pub len: Option<usize>,
+}
+
+/// Decoded entries with their data packed in one buffer: no allocation per
+/// entry while a log is replayed.
+#[derive(Debug, Default)]
+pub struct EntryArena {
+    pub metas: Vec<EntryMeta>,
+    pub bytes: Vec<u8>,
+}
+
+impl EntryArena {
+    pub fn data(&self, m: &EntryMeta) -> Option<&[u8]> {
+        m.len.map(|l| &self.bytes[m.start..m.start + l])
+    }
+
+    /// Keep the first `n` entries.
+    pub fn truncate(&mut self, n: usize) {
+        if let Some(m) = self.metas.get(n) {
+            self.bytes.truncate(m.start);
+        }
+        self.metas.truncate(n);
+    }
+
+    /// Move the last entry to position `pos`, dropping those in between
+    /// (a log overwrite: the new entry replaces everything from its index).
+    pub fn replace_tail(&mut self, pos: usize) {
+        let Some(last) = self.metas.pop() else { return };
+        let data = last
+            .len
+            .map(|l| self.bytes[last.start..last.start + l].to_vec());
+        self.truncate(pos);
+        let start = self.bytes.len();
+        if let Some(d) = &data {
+            self.bytes.extend_from_slice(d);
+        }
+        self.metas.push(EntryMeta { start, ..last });
+    }
+
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// Decode an entry record's payload and append it.
+    pub fn push_decoded(&mut self, buf: &[u8]) -> Result<&EntryMeta, DecodeError> {
+        let mut w = Wire::new(buf);
+        let start = self.bytes.len();
+        let mut m = EntryMeta {
+            term: 0,
+            index: 0,
+            etype: 0,
+            start,
+            len: None,
+        };
+        let mut data: Option<&[u8]> = None;
+        while let Some((field, value)) = w.next()? {
+            match (field, value) {
+                (1, Value::Varint(v)) => m.etype = v as i32,
+                (2, Value::Varint(v)) => m.term = v,
+                (3, Value::Varint(v)) => m.index = v,
+                (4, Value::Bytes(b)) => data = Some(b),
+                (1..=4, _) => return Err(DecodeError("wrong wire type in raftpb.Entry")),
+                _ => {}
+            }
+        }
+        if let Some(d) = data {
+            self.bytes.extend_from_slice(d);
+            m.len = Some(d.len());
+        }
+        self.metas.push(m);
+        Ok(&self.metas[self.metas.len() - 1])
+    }
+}
+
 pub fn decode_entry(buf: &[u8]) -> Result<Entry, DecodeError> {
     let mut w = Wire::new(buf);
     let mut e = Entry::default();

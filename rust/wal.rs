@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::frame;
 use crate::fsutil;
 use crate::pagewriter::PageWriter;
-use crate::record::{self, Entry, HardState, WalSnap};
+use crate::record::{self, EntryArena, HardState, WalSnap};
 use crate::segment;
 
 /// etcd's default segment size ("64MB": 64,000,000 bytes).
@@ -173,7 +173,7 @@ struct Held {
 pub struct ReadResult {
     pub metadata: Option<Vec<u8>>,
     pub state: HardState,
-    pub entries: Vec<Entry>,
+    pub entries: EntryArena,
 }
 
 pub struct Wal {
@@ -417,7 +417,7 @@ impl Wal {
         let start = self.start.clone();
         let mut metadata: Option<Option<Vec<u8>>> = None;
         let mut state = HardState::default();
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut entries = EntryArena::default();
         let mut matched = false;
         let dir = self.dir.clone();
         let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
@@ -438,24 +438,32 @@ impl Wal {
             match frame.rec.rtype {
                 record::ENTRY => {
                     let data = frame.rec.data.unwrap_or(&[]);
-                    let e = record::decode_entry(data).map_err(|err| Error::Corrupt {
-                        file: names[seg].clone(),
-                        offset,
-                        what: format!("entry data: {err}"),
-                    })?;
-                    let index = e.index;
+                    let before = entries.len();
+                    let index = entries
+                        .push_decoded(data)
+                        .map_err(|err| Error::Corrupt {
+                            file: names[seg].clone(),
+                            offset,
+                            what: format!("entry data: {err}"),
+                        })?
+                        .index;
+                    // The entry sits at the end of the arena; move it to its
+                    // place (a later entry replaces earlier ones from its index).
                     if index > start.index {
                         let pos = index - start.index - 1;
-                        if pos > entries.len() as u64 {
+                        if pos > before as u64 {
                             return Err(Error::SliceOutOfRange {
                                 file: names[seg].clone(),
                                 offset,
                                 index,
-                                expected: start.index + entries.len() as u64 + 1,
+                                expected: start.index + before as u64 + 1,
                             });
                         }
-                        entries.truncate(pos as usize);
-                        entries.push(e);
+                        if (pos as usize) < before {
+                            entries.replace_tail(pos as usize);
+                        }
+                    } else {
+                        entries.truncate(before);
                     }
                     self.enti = index;
                 }

@@ -2,10 +2,13 @@
 
 from collections.abc import Callable, Iterable
 from os import PathLike
-from typing import Any, final
+from typing import Any, Self, final
+
+from typing_extensions import disjoint_base
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
+    "EntryBase",
     "Wal",
     "crc32c",
     "purge_segments",
@@ -25,6 +28,20 @@ def purge_segments(dirpath: str | PathLike[str], keep: int) -> list[str]: ...
 def valid_snapshot_entries(
     dirpath: str | PathLike[str],
 ) -> list[tuple[int, int, bytes | None]]: ...
+
+@disjoint_base
+class EntryBase:
+    term: int
+    index: int
+    type: int
+    def __new__(
+        cls, term: int = 0, index: int = 0, type: int = 0, data: bytes | None = None
+    ) -> Self: ...
+    @property
+    def data(self) -> bytes | None: ...
+    @data.setter
+    def data(self, value: bytes | bytearray | memoryview | None) -> None: ...
+    def ByteSize(self) -> int: ...
 
 @final
 class Wal:

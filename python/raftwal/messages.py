@@ -22,6 +22,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from ._descriptors import FILE_DESCRIPTOR_SET
+from ._native import EntryBase
 from .errors import CorruptionError
 
 __all__ = [
@@ -154,32 +155,22 @@ def _int_varint_len(v: int) -> int:
     return 10 if v < 0 else _uvarint_len(v)
 
 
-class Entry(_Value):
-    """raftpb.Entry: one log entry."""
+class Entry(EntryBase, _Value):
+    """raftpb.Entry: one log entry.
 
-    __slots__ = ("data", "index", "term", "type")
+    ``Entry(term=0, index=0, type=0, data=None)``; ``data=None`` is etcd's
+    nil (no field written), ``b""`` an empty field. The fields live in the
+    native base class, so reading a log builds entries without Python code.
+    """
+
+    __slots__ = ()
     _FIELDS = ("term", "index", "type", "data")
-
-    def __init__(
-        self, term: int = 0, index: int = 0, type: int = 0, data: bytes | None = None
-    ) -> None:
-        self.term = term
-        self.index = index
-        self.type = type
-        self.data = data
 
     def _to_pb(self) -> Any:
         pb = _PB["Entry"](type=int(self.type), term=self.term, index=self.index)
         if self.data is not None:
             pb.data = bytes(self.data)
         return pb
-
-    def ByteSize(self) -> int:
-        n = 3 + _int_varint_len(int(self.type)) + _uvarint_len(self.term)
-        n += _uvarint_len(self.index)
-        if self.data is not None:
-            n += 1 + _uvarint_len(len(self.data)) + len(self.data)
-        return n
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:

@@ -41,15 +41,6 @@ DEFAULT_SEGMENT_SIZE = 64_000_000
 StrPath = str | os.PathLike[str]
 
 
-def _entry(term: int, index: int, type: int, data: bytes | None) -> Entry:
-    e = Entry.__new__(Entry)
-    e.term = term
-    e.index = index
-    e.type = type
-    e.data = data
-    return e
-
-
 class WAL:
     """An open write-ahead log. Build one with :meth:`create`, :meth:`open`
     or :meth:`open_for_read`; it is safe to use from several threads."""
@@ -113,7 +104,7 @@ class WAL:
         index. Raises :class:`SnapshotNotFoundError` if the log holds no
         record of that snapshot; opened for writing, a torn tail raises
         :class:`TornTailError` (see :func:`repair`). Can be called once."""
-        metadata, (term, vote, commit), entries = self._native.read_all(_entry)
+        metadata, (term, vote, commit), entries = self._native.read_all(Entry)
         return (metadata if metadata is not None else b"", HardState(term, vote, commit), entries)
 
     # --- writing --------------------------------------------------------------

@@ -14,11 +14,14 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use pyo3::{import_exception, intern};
 
+mod entry;
+
 use crate::error::Error;
 use crate::fsutil;
 use crate::record::{HardState, WalSnap};
 use crate::repair as walrepair;
 use crate::wal::{EntryRef, Wal, DEFAULT_SEGMENT_SIZE};
+use entry::{EntryBase, EntryFactory};
 
 import_exception!(raftwal.errors, CorruptionError);
 import_exception!(raftwal.errors, CRCMismatchError);
@@ -82,6 +85,19 @@ fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
     let mut out = Vec::with_capacity(seq.len().unwrap_or(0));
     for item in seq.try_iter()? {
         let e = item?;
+        if let Ok(native) = e.cast::<EntryBase>() {
+            let b = native.borrow();
+            out.push(OwnedEntry {
+                term: b.term,
+                index: b.index,
+                etype: b.etype,
+                data: match &b.data {
+                    Some(d) => Some(d.bind(py).clone().into_any().extract()?),
+                    None => None,
+                },
+            });
+            continue;
+        }
         let data = e.getattr(intern!(py, "data"))?;
         out.push(OwnedEntry {
             term: e.getattr(intern!(py, "term"))?.extract()?,
@@ -95,6 +111,25 @@ fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
         });
     }
     Ok(out)
+}
+
+/// Pauses Python's cyclic garbage collector while alive (the GIL is held).
+struct GcPause(bool);
+
+impl GcPause {
+    fn new() -> Self {
+        // SAFETY: called with the GIL held (inside a #[pymethods] body).
+        GcPause(unsafe { pyo3::ffi::PyGC_Disable() } != 0)
+    }
+}
+
+impl Drop for GcPause {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: dropped in the same GIL-holding scope that created it.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+    }
 }
 
 /// A WAL shared between threads: one lock over the core, and a condition
@@ -222,21 +257,24 @@ impl PyWal {
         let res = py.detach(|| {
             let mut w = self.lock();
             let r = w.read_all()?;
-            let last = r.entries.last().map(|e| e.index);
+            let last = r.entries.metas.last().map(|e| e.index);
             let idx = last.unwrap_or(0).max(w.durable_index);
             let seq = w.seq;
             w.mark_durable(seq, idx);
             Ok::<_, Error>(r)
         });
         let r = res.map_err(to_py)?;
-        let list = PyList::empty(py);
-        for e in r.entries {
-            let data = match e.data {
-                Some(d) => PyBytes::new(py, &d).into_any(),
-                None => py.None().into_bound(py),
-            };
-            list.append(entry_cls.call1((e.term, e.index, e.etype, data))?)?;
+        let arena = &r.entries;
+        let factory = EntryFactory::new(entry_cls)?;
+        // Millions of new objects, none of them in a cycle: pausing the
+        // cyclic collector saves it from walking them again and again.
+        let _paused = GcPause::new();
+        let mut items = Vec::with_capacity(arena.len());
+        for m in &arena.metas {
+            let data = arena.data(m).map(|d| PyBytes::new(py, d));
+            items.push(factory.make(m.term, m.index, m.etype, data)?);
         }
+        let list = PyList::new(py, items)?;
         let md = r.metadata.map(|m| PyBytes::new(py, &m));
         let hs = (r.state.term, r.state.vote, r.state.commit);
         PyTuple::new(
@@ -419,6 +457,7 @@ fn purge_segments(py: Python<'_>, dirpath: PathBuf, keep: usize) -> PyResult<Vec
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWal>()?;
+    m.add_class::<EntryBase>()?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
     m.add_function(wrap_pyfunction!(repair, m)?)?;
