@@ -6,6 +6,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
+use crate::failpoint;
+
 pub const FILE_MODE: u32 = 0o600;
 pub const DIR_MODE: u32 = 0o700;
 
@@ -64,6 +66,7 @@ pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
     if size == 0 {
         return Ok(());
     }
+    failpoint::hit("preallocate")?;
     let len = i64::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     #[cfg(target_os = "linux")]
     loop {
@@ -88,12 +91,13 @@ pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
 
 /// fdatasync: the data and the metadata needed to read it back.
 pub fn fdatasync(f: &File) -> io::Result<()> {
+    failpoint::hit("fsync_before")?;
     #[cfg(target_os = "linux")]
     loop {
         // SAFETY: plain syscall on a valid fd.
         let r = unsafe { libc::fdatasync(f.as_raw_fd()) };
         if r == 0 {
-            return Ok(());
+            return failpoint::hit("fsync_after");
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
@@ -106,6 +110,7 @@ pub fn fdatasync(f: &File) -> io::Result<()> {
 
 /// fsync a directory so that entries created or renamed in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    failpoint::hit("dirsync_before")?;
     File::open(dir)?.sync_all()
 }
 

@@ -6,6 +6,7 @@
 pub mod crc;
 pub mod decoder;
 pub mod error;
+pub mod failpoint;
 pub mod frame;
 pub mod fsutil;
 pub mod pagewriter;

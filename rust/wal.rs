@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use crate::crc;
 use crate::decoder::{Decoder, Input, Stop};
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::frame;
 use crate::fsutil;
 use crate::pagewriter::PageWriter;
@@ -33,7 +34,21 @@ pub struct FileSink(pub Arc<File>);
 
 impl Write for FileSink {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(b)
+        let f = &*self.0;
+        failpoint::write_site("write_before", b, |buf| {
+            // A torn write keeps whole 512-byte sectors: what a crash or a
+            // power cut leaves of a write (the rest stays as it was, zeros).
+            use std::io::Seek;
+            let mut w = f;
+            let pos = w.stream_position()?;
+            let end = pos + buf.len() as u64;
+            let boundary = end.saturating_sub(1) / 512 * 512;
+            let keep = boundary.saturating_sub(pos) as usize;
+            w.write_all(&buf[..keep.min(buf.len())])
+        })?;
+        let n = (&*self.0).write(b)?;
+        failpoint::hit("write_after")?;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -112,6 +127,9 @@ impl Pipeline {
                     let made = (|| {
                         let f = fsutil::create_locked(&path, true)?
                             .ok_or_else(|| io::Error::other("lock not granted"))?;
+                        // A spare left by a crash may hold a header from an
+                        // unfinished cut: start from zeros (etcd reuses it as is).
+                        f.set_len(0)?;
                         fsutil::preallocate(&f, size)?;
                         Ok(f)
                     })();
@@ -294,7 +312,9 @@ impl Wal {
             }
         };
         // An empty `dir` is replaced by the renamed one.
-        if let Err(e) = std::fs::rename(&tmp, &dir) {
+        if let Err(e) =
+            failpoint::hit("create_before_rename").and_then(|()| std::fs::rename(&tmp, &dir))
+        {
             w.held.clear();
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(Error::io(
@@ -693,6 +713,8 @@ impl Wal {
         if let Some(m) = &self.poisoned {
             return Err(Error::Poisoned(m.clone()));
         }
+        failpoint::hit("snapshot_before_record")
+            .map_err(|e| self.poison("write a snapshot record".into(), e))?;
         let mut buf = Vec::new();
         record::encode_wal_snap(&mut buf, snap);
         self.write(|enc| enc.encode(record::SNAPSHOT, Some(&buf)))?;
@@ -714,8 +736,8 @@ impl Wal {
             return Err(Error::Closed("no tail segment"));
         };
         let off = self.enc.as_ref().map_or(0, |e| e.os_offset());
-        tail_file
-            .set_len(off)
+        failpoint::hit("cut_before_truncate")
+            .and_then(|()| tail_file.set_len(off))
             .map_err(|e| self.poison(format!("truncate {tail_name}"), e))?;
         self.sync()?;
 
@@ -727,8 +749,9 @@ impl Wal {
             Some(p) => p.take(),
             None => Err(io::Error::other("segment allocator not running")),
         };
-        let (file, tmp_path) =
-            taken.map_err(|e| self.poison(format!("allocate segment {}", fpath.display()), e))?;
+        let (file, tmp_path) = taken
+            .and_then(|t| failpoint::hit("cut_before_header").map(|()| t))
+            .map_err(|e| self.poison(format!("allocate segment {}", fpath.display()), e))?;
         let file = Arc::new(file);
         let prev_crc = self.enc.as_ref().map_or(0, |e| e.crc);
         self.held.push(Held {
@@ -751,13 +774,16 @@ impl Wal {
             Ok(())
         })?;
         self.sync()?;
-        std::fs::rename(&tmp_path, &fpath).map_err(|e| {
+        let renamed =
+            failpoint::hit("cut_before_rename").and_then(|()| std::fs::rename(&tmp_path, &fpath));
+        renamed.map_err(|e| {
             self.poison(
                 format!("rename {} to {}", tmp_path.display(), fpath.display()),
                 e,
             )
         })?;
-        fsutil::sync_dir(&self.dir)
+        failpoint::hit("cut_after_rename")
+            .and_then(|()| fsutil::sync_dir(&self.dir))
             .map_err(|e| self.poison(format!("fsync {}", self.dir.display()), e))?;
         Ok(())
     }

@@ -9,17 +9,23 @@ from typing_extensions import disjoint_base
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "EntryBase",
+    "FAILPOINTS",
     "Wal",
     "crc32c",
+    "failpoint_hits",
     "purge_segments",
     "repair",
+    "set_failpoints",
     "valid_snapshot_entries",
     "verify",
     "wal_exists",
 ]
 
 DEFAULT_SEGMENT_SIZE: int
+FAILPOINTS: bool
 
+def set_failpoints(spec: str) -> None: ...
+def failpoint_hits(name: str) -> int: ...
 def crc32c(data: bytes, crc: int = 0) -> int: ...
 def wal_exists(dirpath: str | PathLike[str]) -> bool: ...
 def repair(dirpath: str | PathLike[str]) -> bool: ...

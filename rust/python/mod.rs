@@ -454,6 +454,36 @@ fn purge_segments(py: Python<'_>, dirpath: PathBuf, keep: usize) -> PyResult<Vec
         .map_err(to_py)
 }
 
+/// Configure failpoints ("name=action[@n];..."); only in `failpoints` builds.
+#[pyfunction]
+fn set_failpoints(spec: &str) -> PyResult<()> {
+    #[cfg(feature = "failpoints")]
+    {
+        crate::failpoint::configure(spec).map_err(PyValueError::new_err)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = spec;
+        Err(PyValueError::new_err(
+            "this build of raftwal has no failpoints (cargo feature `failpoints`)",
+        ))
+    }
+}
+
+/// How many times failpoint `name` was reached (0 without failpoints).
+#[pyfunction]
+fn failpoint_hits(name: &str) -> u64 {
+    #[cfg(feature = "failpoints")]
+    {
+        crate::failpoint::hits(name)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        0
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWal>()?;
@@ -464,6 +494,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(valid_snapshot_entries, m)?)?;
     m.add_function(wrap_pyfunction!(purge_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(set_failpoints, m)?)?;
+    m.add_function(wrap_pyfunction!(failpoint_hits, m)?)?;
+    m.add("FAILPOINTS", crate::failpoint::ENABLED)?;
     m.add("DEFAULT_SEGMENT_SIZE", DEFAULT_SEGMENT_SIZE)?;
     Ok(())
 }
