@@ -133,6 +133,6 @@ def test_disk_full_at_segment_creation_then_more_space(tmp_path: Path) -> None:
     d = tmp_path / "data"
     rc, lines = run_child(d, "preallocate=enospc@2")
     assert rc == 0
-    assert [x for x in lines if x[0] == "error"][0][2] == str(errno.ENOSPC)
+    assert next(x for x in lines if x[0] == "error")[2] == str(errno.ENOSPC)
     raftwal.verify(d / "wal")
     check_recovered(d, acked(lines))
