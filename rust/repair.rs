@@ -310,3 +310,143 @@ pub fn purge_segments(dir: &Path, keep: usize) -> Result<Vec<String>> {
     }
     Ok(removed)
 }
+
+/// What `salvage` did.
+#[derive(Debug, Default)]
+pub struct Salvage {
+    /// The damaged segment and the offset of the first bad frame, if any.
+    pub damaged: Option<(String, u64)>,
+    /// "torn" or "corrupt" (what was found there), empty when clean.
+    pub kind: &'static str,
+    /// Why the frame was refused.
+    pub detail: String,
+    /// Segments moved aside whole (renamed `*.broken`).
+    pub moved: Vec<String>,
+    /// Index of the last entry kept (0 if none).
+    pub last_kept_index: u64,
+    /// The first index of the segments moved aside, when any were.
+    pub dropped_from_segment_index: Option<u64>,
+}
+
+/// Keep the longest verified prefix of the whole WAL: decode every segment
+/// from the first, and at the first frame that fails (torn, CRC, malformed,
+/// a broken chain or an unknown record type) copy its segment to
+/// `<name>.broken`, truncate it before that frame and rename every later
+/// segment to `<name>.broken`. A clean WAL is left untouched.
+pub fn salvage(dir: &Path) -> Result<Salvage> {
+    let names = segment::list(dir)?;
+    let mut out = Salvage::default();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    // A gap in the sequence ends the usable prefix too.
+    let mut usable = names.len();
+    for i in 1..names.len() {
+        if names[i].seq != names[i - 1].seq + 1 {
+            usable = i;
+            break;
+        }
+    }
+    let inputs = open_inputs(dir, &names[..usable])?;
+    let mut dec = Decoder::new(inputs);
+    let mut bad: Option<(usize, u64, &'static str, String)> = None;
+    loop {
+        let f = match dec.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(Stop::Io(e, name)) => {
+                return Err(Error::io(
+                    format!("cannot read {}", dir.join(name).display()),
+                    e,
+                ))
+            }
+            Err(Stop::Torn { seg, offset }) => {
+                bad = Some((seg, offset, "torn", "torn or truncated record".into()));
+                break;
+            }
+            Err(Stop::Crc { seg, offset }) => {
+                bad = Some((seg, offset, "corrupt", "crc mismatch".into()));
+                break;
+            }
+            Err(Stop::Corrupt { seg, offset, what }) => {
+                bad = Some((seg, offset, "corrupt", what));
+                break;
+            }
+        };
+        let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
+        let problem = match rtype {
+            record::ENTRY => match record::decode_entry(f.rec.data.unwrap_or(&[])) {
+                Ok(e) => {
+                    out.last_kept_index = e.index;
+                    None
+                }
+                Err(err) => Some(format!("entry data: {err}")),
+            },
+            record::CRC => {
+                if dec.crc != 0 && dec.crc != rcrc {
+                    Some("crc chain broken".to_string())
+                } else {
+                    dec.crc = rcrc;
+                    None
+                }
+            }
+            record::METADATA | record::STATE | record::SNAPSHOT => None,
+            t => Some(format!("unexpected block type {t}")),
+        };
+        if let Some(p) = problem {
+            bad = Some((seg, offset, "corrupt", p));
+            break;
+        }
+    }
+    let (cut_seg, cut_off) = match bad {
+        Some((seg, offset, kind, detail)) => {
+            out.kind = kind;
+            out.detail = detail;
+            (seg, Some(offset))
+        }
+        None if usable < names.len() => {
+            out.kind = "corrupt";
+            out.detail = format!("segment sequence gap before {}", names[usable].name);
+            (usable, None)
+        }
+        None => return Ok(out),
+    };
+    if let Some(offset) = cut_off {
+        let name = &names[cut_seg].name;
+        let path = dir.join(name);
+        let broken = dir.join(format!("{name}.broken"));
+        std::fs::copy(&path, &broken).map_err(|e| {
+            Error::io(
+                format!("cannot copy {} to {}", path.display(), broken.display()),
+                e,
+            )
+        })?;
+        let f = fsutil::open_locked(&path, false)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
+            .ok_or_else(|| Error::Locked(path.display().to_string()))?;
+        f.set_len(offset)
+            .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
+        fsutil::fdatasync(&f)
+            .map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))?;
+        out.damaged = Some((path.display().to_string(), offset));
+    }
+    let first_moved = if cut_off.is_some() {
+        cut_seg + 1
+    } else {
+        cut_seg
+    };
+    for n in &names[first_moved..] {
+        let from = dir.join(&n.name);
+        let to = dir.join(format!("{}.broken", n.name));
+        std::fs::rename(&from, &to).map_err(|e| {
+            Error::io(
+                format!("cannot rename {} to {}", from.display(), to.display()),
+                e,
+            )
+        })?;
+        out.dropped_from_segment_index.get_or_insert(n.index);
+        out.moved.push(n.name.clone());
+    }
+    fsutil::sync_dir(dir).map_err(|e| Error::io(format!("cannot fsync {}", dir.display()), e))?;
+    Ok(out)
+}

@@ -45,7 +45,15 @@ from .messages import (
 from .node import DurableStorage, RecoveryReport, open
 from .snap import Snapshotter
 from .storage import MemoryStorage, Storage
-from .wal import WAL, repair, valid_snapshot_entries, verify, wal_exists
+from .wal import (
+    WAL,
+    SalvageReport,
+    repair,
+    salvage,
+    valid_snapshot_entries,
+    verify,
+    wal_exists,
+)
 
 __all__ = [
     "WAL",
@@ -74,6 +82,7 @@ __all__ = [
     "NoSnapshotError",
     "RecordTooLargeError",
     "RecoveryReport",
+    "SalvageReport",
     "SliceOutOfRangeError",
     "SnapOutOfDateError",
     "Snapshot",
@@ -94,6 +103,7 @@ __all__ = [
     "crc32c",
     "open",
     "repair",
+    "salvage",
     "valid_snapshot_entries",
     "verify",
     "wal_exists",

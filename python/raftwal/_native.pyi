@@ -8,13 +8,14 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
-    "EntryBase",
     "FAILPOINTS",
+    "EntryBase",
     "Wal",
     "crc32c",
     "failpoint_hits",
     "purge_segments",
     "repair",
+    "salvage",
     "set_failpoints",
     "valid_snapshot_entries",
     "verify",
@@ -30,6 +31,7 @@ def crc32c(data: bytes, crc: int = 0) -> int: ...
 def wal_exists(dirpath: str | PathLike[str]) -> bool: ...
 def repair(dirpath: str | PathLike[str]) -> bool: ...
 def verify(dirpath: str | PathLike[str], index: int, term: int) -> tuple[int, int, int]: ...
+def salvage(dirpath: str | PathLike[str]) -> dict[str, Any]: ...
 def purge_segments(dirpath: str | PathLike[str], keep: int) -> list[str]: ...
 def valid_snapshot_entries(
     dirpath: str | PathLike[str],

@@ -20,11 +20,26 @@ from typing import Self
 
 from . import _native
 from .disk import DiskStorage
-from .errors import CompactedError, NoSnapshotError, SnapOutOfDateError, TornTailError
+from .errors import (
+    CompactedError,
+    CorruptionError,
+    NoSnapshotError,
+    SnapOutOfDateError,
+    TornTailError,
+    WALNotFoundError,
+)
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
 from .snap import Snapshotter
 from .storage import MemoryStorage
-from .wal import DEFAULT_SEGMENT_SIZE, WAL, repair, valid_snapshot_entries, wal_exists
+from .wal import (
+    DEFAULT_SEGMENT_SIZE,
+    WAL,
+    SalvageReport,
+    repair,
+    salvage,
+    valid_snapshot_entries,
+    wal_exists,
+)
 
 __all__ = ["DurableStorage", "RecoveryReport", "open"]
 
@@ -35,9 +50,22 @@ class RecoveryReport:
     """What :func:`open` found: the snapshot it started from, the entries
     it loaded and whether a torn tail had to be repaired."""
 
-    __slots__ = ("created", "entries", "last_index", "repaired", "snapshot_index", "snapshot_term")
+    __slots__ = (
+        "created",
+        "damage",
+        "entries",
+        "last_index",
+        "mode",
+        "repaired",
+        "salvage",
+        "snapshot_index",
+        "snapshot_term",
+    )
 
     def __init__(self) -> None:
+        self.mode = "tolerate-tail"
+        self.damage: tuple[str, int] | None = None
+        self.salvage: SalvageReport | None = None
         self.created = False
         self.snapshot_index = 0
         self.snapshot_term = 0
@@ -49,7 +77,7 @@ class RecoveryReport:
         return (
             f"RecoveryReport(created={self.created}, snapshot=({self.snapshot_index}, "
             f"{self.snapshot_term}), entries={self.entries}, last_index={self.last_index}, "
-            f"repaired={self.repaired})"
+            f"repaired={self.repaired}, damage={self.damage}, mode={self.mode!r})"
         )
 
 
@@ -273,6 +301,30 @@ class DurableStorage:
         self.close()
 
 
+RECOVERY_MODES = ("strict", "tolerate-tail", "salvage")
+
+
+def _load(
+    wal_dir: Path, snapshotter: Snapshotter, segment_size: int
+) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry]]:
+    """One attempt at etcd's restart: snapshot, WAL at it, replay."""
+    snapshot: Snapshot | None
+    try:
+        snapshot = snapshotter.load_newest_available(valid_snapshot_entries(wal_dir))
+    except NoSnapshotError:
+        snapshot = None
+    walsnap = WalSnapshot()
+    if snapshot is not None:
+        walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
+    wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
+    try:
+        md, hs, entries = wal.read_all()
+    except BaseException:
+        wal.close()
+        raise
+    return wal, snapshot, md, hs, entries
+
+
 def open(
     data_dir: StrPath,
     *,
@@ -282,6 +334,7 @@ def open(
     max_snapshots: int = 5,
     max_wals: int = 5,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
+    recovery: str = "tolerate-tail",
 ) -> DurableStorage:
     """Open (creating when absent) the durable storage in ``data_dir``:
     ``data_dir/wal`` and ``data_dir/snap``. An etcd member directory
@@ -289,12 +342,26 @@ def open(
 
     Recovery follows etcd's restart: the newest readable ``.snap`` file that
     the WAL references (with an index no greater than the last commit), the
-    WAL opened at it and replayed, a torn tail repaired once (keeping a
-    ``.broken`` copy), then the snapshot, the HardState and the entries
-    loaded into memory. ``metadata`` is used only when creating."""
+    WAL opened at it and replayed, then the snapshot, the HardState and the
+    entries loaded into memory. ``metadata`` is used only when creating.
+
+    ``recovery`` says what damage may be repaired on the way:
+
+    * ``"strict"``: none; any damage raises (a torn tail: :class:`TornTailError`).
+    * ``"tolerate-tail"`` (etcd's behaviour, the default): a torn or cut-short
+      record at the end of the last segment is truncated once (a ``.broken``
+      copy is kept); other damage raises.
+    * ``"salvage"``: any damage is cut away (see :func:`raftwal.salvage`):
+      the longest verified prefix is kept and ``.recovery.salvage`` says what
+      was dropped.
+
+    ``.recovery`` (a :class:`RecoveryReport`) tells what was found and done."""
+    if recovery not in RECOVERY_MODES:
+        raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")
     root = Path(data_dir)
     wal_dir, snap_dir = root / "wal", root / "snap"
     report = RecoveryReport()
+    report.mode = recovery
     _private_dir(root)
     _private_dir(snap_dir)
     snapshotter = Snapshotter(snap_dir)
@@ -304,27 +371,24 @@ def open(
         report.created = True
         md = metadata or b""
     else:
-        snapshot: Snapshot | None
-        try:
-            snapshot = snapshotter.load_newest_available(valid_snapshot_entries(wal_dir))
-        except NoSnapshotError:
-            snapshot = None
-        walsnap = WalSnapshot()
-        if snapshot is not None:
-            walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
         while True:
-            wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
             try:
-                md, hs, entries = wal.read_all()
+                wal, snapshot, md, hs, entries = _load(wal_dir, snapshotter, segment_size)
                 break
-            except TornTailError:
-                wal.close()
-                if report.repaired or not repair(wal_dir):
+            except (CorruptionError, WALNotFoundError) as exc:
+                if report.repaired or recovery == "strict":
                     raise
+                path, offset = getattr(exc, "path", None), getattr(exc, "offset", None)
+                if path is not None and offset is not None:
+                    report.damage = (path, offset)
+                if recovery == "tolerate-tail":
+                    if not isinstance(exc, TornTailError) or not repair(wal_dir):
+                        raise
+                else:
+                    report.salvage = salvage(wal_dir)
+                    if not report.salvage.changed:
+                        raise
                 report.repaired = True
-            except BaseException:
-                wal.close()
-                raise
         if snapshot is not None:
             memory.apply_snapshot(snapshot)
             report.snapshot_index = snapshot.metadata.index

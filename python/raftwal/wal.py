@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -29,7 +30,9 @@ from .messages import ConfState, Entry, HardState, WalSnapshot
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "WAL",
+    "SalvageReport",
     "repair",
+    "salvage",
     "valid_snapshot_entries",
     "verify",
     "wal_exists",
@@ -247,3 +250,45 @@ def valid_snapshot_entries(dirpath: StrPath) -> list[WalSnapshot]:
         conf = ConfState.FromString(cs) if cs is not None else None
         out.append(WalSnapshot(index=index, term=term, conf_state=conf))
     return out
+
+
+@dataclass(frozen=True)
+class SalvageReport:
+    """What :func:`salvage` did. ``kind`` is ``""`` when the WAL was clean,
+    else ``"torn"`` or ``"corrupt"``; ``damaged_file``/``damaged_offset``
+    name the segment cut short and the frame where the damage starts;
+    ``moved`` lists later segments renamed ``*.broken``; entries after
+    ``last_kept_index`` were dropped (``dropped_from_segment_index`` is the
+    first index of the first segment moved aside)."""
+
+    kind: str = ""
+    detail: str = ""
+    damaged_file: str | None = None
+    damaged_offset: int | None = None
+    moved: list[str] = field(default_factory=list)
+    last_kept_index: int = 0
+    dropped_from_segment_index: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True if anything was cut or moved aside."""
+        return bool(self.kind)
+
+
+def salvage(dirpath: StrPath) -> SalvageReport:
+    """Keep the longest verified prefix of the WAL, whatever the damage: the
+    segment holding the first bad frame is copied to ``<name>.broken`` and
+    truncated before it, and every later segment is renamed ``*.broken``.
+    Unlike :func:`repair` this also drops data after a corrupt record (a CRC
+    mismatch, a malformed frame, a broken chain, a missing segment), so use
+    it only when losing that suffix is better than not starting."""
+    r = _native.salvage(os.fspath(dirpath))
+    return SalvageReport(
+        kind=r["kind"],
+        detail=r["detail"],
+        damaged_file=r["damaged_file"],
+        damaged_offset=r["damaged_offset"],
+        moved=list(r["moved"]),
+        last_kept_index=r["last_kept_index"],
+        dropped_from_segment_index=r["dropped_from_segment_index"],
+    )

@@ -39,6 +39,29 @@ import_exception!(raftwal.errors, WALPoisonedError);
 
 /// The one mapping from the core's errors to Python exceptions.
 fn to_py(e: Error) -> PyErr {
+    let located = match &e {
+        Error::CrcMismatch { file, offset }
+        | Error::TornTail { file, offset }
+        | Error::Corrupt { file, offset, .. }
+        | Error::UnknownRecordType { file, offset, .. }
+        | Error::SliceOutOfRange { file, offset, .. }
+        | Error::MetadataConflict { file, offset } => Some((file.clone(), *offset)),
+        _ => None,
+    };
+    let err = to_py_plain(e);
+    if let Some((file, offset)) = located {
+        // `path` and `offset` name the damaged segment and the frame's
+        // length word, for callers that report or repair it.
+        Python::attach(|py| {
+            let v = err.value(py);
+            let _ = v.setattr("path", file);
+            let _ = v.setattr("offset", offset);
+        });
+    }
+    err
+}
+
+fn to_py_plain(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::Io { source, .. } => match source.raw_os_error() {
@@ -447,6 +470,21 @@ fn valid_snapshot_entries(py: Python<'_>, dirpath: PathBuf) -> PyResult<Vec<Snap
         .collect())
 }
 
+/// Keep the longest verified prefix; returns a dict describing what was done.
+#[pyfunction]
+fn salvage<'py>(py: Python<'py>, dirpath: PathBuf) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let r = py.detach(|| walrepair::salvage(&dirpath)).map_err(to_py)?;
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("damaged_file", r.damaged.as_ref().map(|x| x.0.clone()))?;
+    d.set_item("damaged_offset", r.damaged.as_ref().map(|x| x.1))?;
+    d.set_item("kind", r.kind)?;
+    d.set_item("detail", r.detail)?;
+    d.set_item("moved", r.moved)?;
+    d.set_item("last_kept_index", r.last_kept_index)?;
+    d.set_item("dropped_from_segment_index", r.dropped_from_segment_index)?;
+    Ok(d)
+}
+
 /// Delete the oldest unlocked segments so that at most `keep` remain.
 #[pyfunction]
 fn purge_segments(py: Python<'_>, dirpath: PathBuf, keep: usize) -> PyResult<Vec<String>> {
@@ -494,6 +532,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(valid_snapshot_entries, m)?)?;
     m.add_function(wrap_pyfunction!(purge_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(salvage, m)?)?;
     m.add_function(wrap_pyfunction!(set_failpoints, m)?)?;
     m.add_function(wrap_pyfunction!(failpoint_hits, m)?)?;
     m.add("FAILPOINTS", crate::failpoint::ENABLED)?;
