@@ -212,6 +212,14 @@ pub struct EntryArena {
 }
 
 impl EntryArena {
+    /// An arena whose data buffer holds `bytes` without growing.
+    pub fn with_capacity(bytes: usize) -> Self {
+        EntryArena {
+            metas: Vec::new(),
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
     pub fn data(&self, m: &EntryMeta) -> Option<&[u8]> {
         m.len.map(|l| &self.bytes[m.start..m.start + l])
     }
