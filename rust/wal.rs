@@ -196,13 +196,12 @@ impl Pipeline {
 
     fn take(&mut self) -> io::Result<(File, PathBuf)> {
         self.wanted.store(true, Ordering::Relaxed);
-        let got = match &self.rx {
+        match &self.rx {
             Some(rx) => rx
                 .recv()
                 .unwrap_or_else(|_| Err(io::Error::other("segment allocator stopped"))),
             None => Err(io::Error::other("segment allocator stopped")),
-        };
-        got
+        }
     }
 
     fn stop(&mut self) {

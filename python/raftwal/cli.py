@@ -1,10 +1,13 @@
 """The ``raftwal`` command.
 
     raftwal demo                 durable appends, snapshots, a SIGKILLed writer, recovery
+    raftwal demo --cluster 3     PySyncObj nodes on raftwal: kill the leader, lose nothing
     raftwal inspect DIR          segments, snapshots, HardState, metadata, index ranges
-    raftwal dump DIR             entries (filter by index range and type)
+    raftwal dump DIR             entries (filter by index range and type; --etcd decodes)
     raftwal verify DIR           strict check; exit 1 on damage, naming file and offset
     raftwal repair DIR           truncate a torn tail (keeping a .broken copy)
+    raftwal diskcheck [DIR]      is this disk fast enough for a Raft log? (etcd's fio test)
+    raftwal bench                side-by-side speed comparison
 
 ``DIR`` is a data directory (``wal/``, ``snap/``), an etcd member directory
 (``.../member``) or a WAL directory itself. Exit status 0 means healthy.
@@ -85,7 +88,34 @@ def _writer(data_dir: str, size: int, in_flight: int, snapshot_count: int) -> in
                     s.create_snapshot(acked, cs, f"applied through {acked}".encode())
 
 
+def cmd_cluster_demo(args: argparse.Namespace) -> int:
+    """``raftwal demo --cluster N``: PySyncObj nodes whose journal is raftwal."""
+    try:
+        from . import pysyncobj_journal as psj
+    except ImportError as exc:
+        print(
+            f"raftwal demo --cluster needs PySyncObj ({exc}): pip install pysyncobj",
+            file=sys.stderr,
+        )
+        return 2
+    if args.cluster < 3:
+        print("raftwal demo: --cluster needs at least 3 nodes", file=sys.stderr)
+        return 2
+    report = psj.cluster_demo(
+        args.cluster,
+        seconds=args.compare_seconds,
+        data_dir=args.data_dir,
+        keep=args.keep,
+        compare=args.compare_seconds > 0,
+    )
+    _emit(args, psj.render_demo(report), report)
+    ok = not report["lost"] and not report["killed_leader_journal_missing"]
+    return 0 if ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.cluster:
+        return cmd_cluster_demo(args)
     own_dir = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="raftwal-demo-")) if own_dir else Path(args.data_dir)
     child = subprocess.Popen(
@@ -412,6 +442,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--in-flight", type=int, default=256, help="saves in flight (group commit)")
     d.add_argument("--snapshot-count", type=int, default=20000)
     d.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    d.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="instead: N PySyncObj nodes (N >= 3) persisting their raft log through raftwal; "
+        "commit writes, SIGKILL the leader, restart it, check nothing committed is lost, "
+        "then compare throughput with PySyncObj's own FileJournal (needs pysyncobj)",
+    )
+    d.add_argument(
+        "--compare-seconds",
+        type=float,
+        default=2.0,
+        help="with --cluster: seconds of load per journal in the comparison (0 skips it)",
+    )
     d.set_defaults(func=cmd_demo)
 
     for name, fn, help in [
@@ -463,6 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["_demo-writer"]:
         d, size, in_flight, snap_count = argv[1:5]
         return _writer(d, int(size), int(in_flight), int(snap_count))
+    if argv[:1] == ["_pysyncobj-node"]:
+        from .pysyncobj_journal import run_node
+
+        return run_node(argv[1:])
     if argv[:1] == ["bench"]:
         return cmd_bench(argv[1:])
     args = build_parser().parse_args(argv)
