@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 deps:
 	bash .ci/install-interop.sh
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet ".[test,dev]"
+	$(PIP) install --quiet ".[test,dev,bench]"
 
 install:
 	$(PIP) install --quiet .
@@ -38,6 +38,9 @@ ci: deps lint test-rust test-python
 
 demo: install
 	raftwal demo
+
+bench: install
+	$(PYTHON) benches/compare.py --out BENCHMARKS.md --png benches/throughput.png
 
 clean:
 	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache
