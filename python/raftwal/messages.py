@@ -166,6 +166,9 @@ class Entry(EntryBase, _Value):
     __slots__ = ()
     _FIELDS = ("term", "index", "type", "data")
 
+    def __reduce__(self) -> tuple[type[Entry], tuple[int, int, int, bytes | None]]:
+        return (type(self), (self.term, self.index, self.type, self.data))
+
     def _to_pb(self) -> Any:
         pb = _PB["Entry"](type=int(self.type), term=self.term, index=self.index)
         if self.data is not None:
