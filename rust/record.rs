@@ -251,6 +251,12 @@ impl EntryArena {
         self.metas.len()
     }
 
+    /// Drop every entry, keeping the buffers' capacity.
+    pub fn clear(&mut self) {
+        self.metas.clear();
+        self.bytes.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.metas.is_empty()
     }

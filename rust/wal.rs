@@ -227,11 +227,30 @@ struct Held {
     file: Arc<File>,
 }
 
+/// Receives replayed entries chunk by chunk, so that a caller can build
+/// its own objects from them without the whole log ever being held twice.
+pub trait EntrySink {
+    /// Take every entry in `arena` (they follow the ones taken before).
+    fn take(&mut self, arena: &EntryArena) -> Result<()>;
+    /// Keep only the first `n` entries taken so far (a log overwrite).
+    fn truncate(&mut self, n: usize) -> Result<()>;
+    /// Arena size (bytes of entry data) at which entries are handed over.
+    fn chunk_bytes(&self) -> usize {
+        SINK_CHUNK
+    }
+}
+
+/// Arena size at which replayed entries are handed to a sink.
+pub const SINK_CHUNK: usize = 4 << 20;
+
 /// What `read_all` returns.
 pub struct ReadResult {
     pub metadata: Option<Vec<u8>>,
     pub state: HardState,
+    /// The entries not handed to a sink (all of them without one).
     pub entries: EntryArena,
+    /// Index of the last entry of the replayed log (the snapshot's if none).
+    pub last_index: u64,
 }
 
 pub struct Wal {
@@ -424,13 +443,19 @@ impl Wal {
     /// error in write mode too, and malformed entry data is an error, not a
     /// panic.
     pub fn read_all(&mut self) -> Result<ReadResult> {
+        self.read_all_with(None)
+    }
+
+    /// `read_all`, handing entries to `sink` in chunks as they are replayed;
+    /// the result then holds only the entries not yet handed over.
+    pub fn read_all_with(&mut self, sink: Option<&mut dyn EntrySink>) -> Result<ReadResult> {
         self.check_open()?;
         let Some(mut dec) = self.decoder.take() else {
             return Err(Error::Closed(
                 "decoder not found: read_all was already called",
             ));
         };
-        let res = self.replay(&mut dec);
+        let res = self.replay(&mut dec, sink);
         if res.is_err() {
             self.read_failed = true;
             self.close_quietly();
@@ -473,14 +498,27 @@ impl Wal {
         res
     }
 
-    fn replay(&mut self, dec: &mut Decoder) -> Result<ReadResult> {
+    fn replay(
+        &mut self,
+        dec: &mut Decoder,
+        mut sink: Option<&mut dyn EntrySink>,
+    ) -> Result<ReadResult> {
         let start = self.start.clone();
         let mut metadata: Option<Option<Vec<u8>>> = None;
         let mut state = HardState::default();
         // Entry data cannot outgrow the files it comes from: reserve that
-        // (untouched pages of the reservation cost no memory).
+        // (untouched pages of the reservation cost no memory). With a sink
+        // the arena is emptied every SINK_CHUNK bytes and reused.
         let total: u64 = dec.inputs.iter().map(|i| i.size).sum();
-        let mut entries = EntryArena::with_capacity(total as usize);
+        let chunk = sink.as_ref().map_or(usize::MAX, |s| s.chunk_bytes());
+        let reserve = if sink.is_some() {
+            chunk.saturating_add(1 << 20)
+        } else {
+            total as usize
+        };
+        let mut entries = EntryArena::with_capacity(reserve);
+        // Entries already handed to the sink; the arena holds the ones after.
+        let mut taken = 0usize;
         let mut matched = false;
         let dir = self.dir.clone();
         let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
@@ -502,6 +540,7 @@ impl Wal {
                 record::ENTRY => {
                     let data = frame.rec.data.unwrap_or(&[]);
                     let before = entries.len();
+                    let total = taken + before;
                     let index = entries
                         .push_decoded(data)
                         .map_err(|err| Error::Corrupt {
@@ -514,21 +553,35 @@ impl Wal {
                     // place (a later entry replaces earlier ones from its index).
                     if index > start.index {
                         let pos = index - start.index - 1;
-                        if pos > before as u64 {
+                        if pos > total as u64 {
                             return Err(Error::SliceOutOfRange {
                                 file: names[seg].clone(),
                                 offset,
                                 index,
-                                expected: start.index + before as u64 + 1,
+                                expected: start.index + total as u64 + 1,
                             });
                         }
-                        if (pos as usize) < before {
-                            entries.replace_tail(pos as usize);
+                        let pos = pos as usize;
+                        if pos < taken {
+                            if let Some(s) = sink.as_deref_mut() {
+                                s.truncate(pos)?;
+                            }
+                            taken = pos;
+                            entries.replace_tail(0);
+                        } else if pos < total {
+                            entries.replace_tail(pos - taken);
                         }
                     } else {
                         entries.truncate(before);
                     }
                     self.enti = index;
+                    if let Some(s) = sink.as_deref_mut() {
+                        if entries.bytes.len() >= chunk || entries.len() >= 1 << 16 {
+                            s.take(&entries)?;
+                            taken += entries.len();
+                            entries.clear();
+                        }
+                    }
                 }
                 record::STATE => {
                     state = record::decode_hard_state(frame.rec.data.unwrap_or(&[])).map_err(
@@ -598,10 +651,12 @@ impl Wal {
             });
         }
         self.metadata = metadata.clone().flatten();
+        let last_index = start.index + (taken + entries.len()) as u64;
         Ok(ReadResult {
             metadata: metadata.flatten(),
             state,
             entries,
+            last_index,
         })
     }
 
@@ -952,5 +1007,92 @@ pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
             what,
         },
         Stop::Io(e, name) => Error::io(format!("cannot read {}", name_of(dir, &name)), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what a sink receives, handing over after every `chunk` bytes.
+    struct Collect {
+        got: Vec<(u64, u64, Option<Vec<u8>>)>,
+        chunk: usize,
+    }
+
+    impl EntrySink for Collect {
+        fn take(&mut self, arena: &EntryArena) -> Result<()> {
+            for m in &arena.metas {
+                self.got
+                    .push((m.term, m.index, arena.data(m).map(<[u8]>::to_vec)));
+            }
+            Ok(())
+        }
+        fn truncate(&mut self, n: usize) -> Result<()> {
+            self.got.truncate(n);
+            Ok(())
+        }
+        fn chunk_bytes(&self) -> usize {
+            self.chunk
+        }
+    }
+
+    fn flat(r: &ReadResult) -> Vec<(u64, u64, Option<Vec<u8>>)> {
+        r.entries
+            .metas
+            .iter()
+            .map(|m| (m.term, m.index, r.entries.data(m).map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    #[test]
+    fn a_sink_sees_the_same_log_as_a_whole_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, Some(b"md"), 4096).unwrap();
+        let save = |w: &mut Wal, term: u64, from: u64, to: u64| {
+            let datas: Vec<Vec<u8>> = (from..=to)
+                .map(|i| vec![i as u8; (i % 7) as usize * 30])
+                .collect();
+            let ents: Vec<EntryRef<'_>> = (from..=to)
+                .zip(&datas)
+                .map(|(i, d)| EntryRef {
+                    term,
+                    index: i,
+                    etype: 0,
+                    data: Some(d),
+                })
+                .collect();
+            w.save(
+                &HardState {
+                    term,
+                    vote: 1,
+                    commit: 0,
+                },
+                &ents,
+                true,
+            )
+            .unwrap();
+        };
+        save(&mut w, 1, 1, 40);
+        save(&mut w, 2, 10, 30); // overwrite far back
+        save(&mut w, 3, 29, 60); // and near the end
+        save(&mut w, 4, 1, 5); // and from the very start
+        save(&mut w, 4, 6, 20);
+        w.close().unwrap();
+        let mut whole = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
+        let want = whole.read_all().unwrap();
+        assert_eq!(want.last_index, 20);
+        for chunk in [1, 50, 200, 1 << 20] {
+            let mut r = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
+            let mut sink = Collect {
+                got: Vec::new(),
+                chunk,
+            };
+            let res = r.read_all_with(Some(&mut sink)).unwrap();
+            sink.take(&res.entries).unwrap();
+            assert_eq!(sink.got, flat(&want), "chunk {chunk}");
+            assert_eq!(res.last_index, 20);
+        }
     }
 }

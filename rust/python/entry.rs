@@ -96,13 +96,14 @@ fn untrack(obj: &Bound<'_, PyAny>) {
 /// as the base can be given the subclass as its type, as CPython's own
 /// `__class__` assignment does after the same layout check. Any other
 /// class is called normally.
-pub struct EntryFactory<'py> {
-    cls: Bound<'py, PyAny>,
-    retype: Option<*mut pyo3::ffi::PyTypeObject>,
+pub struct EntryFactory {
+    cls: Py<PyAny>,
+    /// The subclass's type object, when its layout allows retyping.
+    retype: Option<usize>,
 }
 
-impl<'py> EntryFactory<'py> {
-    pub fn new(cls: &Bound<'py, PyAny>) -> PyResult<Self> {
+impl EntryFactory {
+    pub fn new(cls: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = cls.py();
         let base = py.get_type::<EntryBase>();
         let same_layout = |name: &str| -> PyResult<bool> {
@@ -117,25 +118,27 @@ impl<'py> EntryFactory<'py> {
                 && same_layout("__weakrefoffset__")?
                 && same_layout("__flags__").unwrap_or(false)
             {
-                retype = Some(ty.as_type_ptr());
+                retype = Some(ty.as_type_ptr() as usize);
             }
         }
         Ok(EntryFactory {
-            cls: cls.clone(),
+            cls: cls.clone().unbind(),
             retype,
         })
     }
 
-    pub fn make(
+    /// Build one entry.
+    pub fn make<'py>(
         &self,
+        py: Python<'py>,
         term: u64,
         index: u64,
         etype: i32,
         data: Option<Bound<'py, PyBytes>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.cls.py();
         match self.retype {
             Some(ty) => {
+                let ty = ty as *mut pyo3::ffi::PyTypeObject;
                 let obj = Bound::new(
                     py,
                     EntryBase {
@@ -150,7 +153,8 @@ impl<'py> EntryFactory<'py> {
                 // item size, dict/weakref offsets and flags (checked in `new`),
                 // so the object's memory is valid for it. The new type gets a
                 // reference for the instance and the old type loses one, as in
-                // CPython's `object.__class__` setter.
+                // CPython's `object.__class__` setter. `self.cls` keeps the
+                // type alive.
                 unsafe {
                     let raw = obj.as_ptr();
                     let old = (*raw).ob_type;
@@ -166,7 +170,7 @@ impl<'py> EntryFactory<'py> {
                     Some(b) => b.into_any(),
                     None => py.None().into_bound(py),
                 };
-                self.cls.call1((term, index, etype, d))
+                self.cls.bind(py).call1((term, index, etype, d))
             }
         }
     }

@@ -18,9 +18,10 @@ mod entry;
 
 use crate::error::Error;
 use crate::fsutil;
+use crate::record::EntryArena;
 use crate::record::{HardState, WalSnap};
 use crate::repair as walrepair;
-use crate::wal::{EntryRef, Wal, DEFAULT_SEGMENT_SIZE};
+use crate::wal::{EntryRef, EntrySink, Wal, DEFAULT_SEGMENT_SIZE};
 use entry::{EntryBase, EntryFactory};
 
 import_exception!(raftwal.errors, CorruptionError);
@@ -155,6 +156,50 @@ impl Drop for GcPause {
     }
 }
 
+/// Turns replayed entries into Python objects a chunk at a time, taking the
+/// GIL only for that, so the log is never held twice in full.
+struct ListSink {
+    list: Py<PyList>,
+    factory: EntryFactory,
+    error: Option<PyErr>,
+}
+
+impl ListSink {
+    fn append(&self, py: Python<'_>, arena: &EntryArena) -> PyResult<()> {
+        // Many new objects, none in a cycle (and untracked by the factory):
+        // keep the cyclic collector from walking them meanwhile.
+        let _paused = GcPause::new();
+        let list = self.list.bind(py);
+        for m in &arena.metas {
+            let data = arena.data(m).map(|d| PyBytes::new(py, d));
+            list.append(self.factory.make(py, m.term, m.index, m.etype, data)?)?;
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, e: PyErr) -> Error {
+        self.error = Some(e);
+        Error::Invalid("building entries failed".into())
+    }
+}
+
+impl EntrySink for ListSink {
+    fn take(&mut self, arena: &EntryArena) -> Result<(), Error> {
+        match Python::attach(|py| self.append(py, arena)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn truncate(&mut self, n: usize) -> Result<(), Error> {
+        let r = Python::attach(|py| {
+            let list = self.list.bind(py);
+            list.del_slice(n, list.len())
+        });
+        r.map_err(|e| self.failed(e))
+    }
+}
+
 /// A WAL shared between threads: one lock over the core, and a condition
 /// variable for group commit (one fsync covers every save pending when it
 /// starts; later callers wait for it and find their save covered).
@@ -277,27 +322,24 @@ impl PyWal {
         py: Python<'py>,
         entry_cls: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut sink = ListSink {
+            list: PyList::empty(py).unbind(),
+            factory: EntryFactory::new(entry_cls)?,
+            error: None,
+        };
         let res = py.detach(|| {
             let mut w = self.lock();
-            let r = w.read_all()?;
-            let last = r.entries.metas.last().map(|e| e.index);
-            let idx = last.unwrap_or(0).max(w.durable_index);
+            let r = w.read_all_with(Some(&mut sink))?;
+            let idx = r.last_index.max(w.durable_index);
             let seq = w.seq;
             w.mark_durable(seq, idx);
             Ok::<_, Error>(r)
         });
-        let r = res.map_err(to_py)?;
-        let arena = &r.entries;
-        let factory = EntryFactory::new(entry_cls)?;
-        // Millions of new objects, none of them in a cycle: pausing the
-        // cyclic collector saves it from walking them again and again.
-        let _paused = GcPause::new();
-        let mut items = Vec::with_capacity(arena.len());
-        for m in &arena.metas {
-            let data = arena.data(m).map(|d| PyBytes::new(py, d));
-            items.push(factory.make(m.term, m.index, m.etype, data)?);
+        if let Some(e) = sink.error.take() {
+            return Err(e);
         }
-        let list = PyList::new(py, items)?;
+        let r = res.map_err(to_py)?;
+        sink.append(py, &r.entries)?;
         let md = r.metadata.map(|m| PyBytes::new(py, &m));
         let hs = (r.state.term, r.state.vote, r.state.commit);
         PyTuple::new(
@@ -305,7 +347,7 @@ impl PyWal {
             [
                 md.into_pyobject(py)?.into_any(),
                 hs.into_pyobject(py)?.into_any(),
-                list.into_any(),
+                sink.list.into_bound(py).into_any(),
             ],
         )
     }
