@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -81,6 +82,26 @@ class RecoveryReport:
         )
 
 
+class _Pending:
+    """A save_async waiting for its fsync before it becomes visible."""
+
+    __slots__ = ("done", "entries", "hard_state", "snapshot", "ticket")
+
+    def __init__(
+        self,
+        ticket: int,
+        hard_state: HardState,
+        entries: list[Entry],
+        snapshot: Snapshot | None,
+        done: Future[None],
+    ) -> None:
+        self.ticket = ticket
+        self.hard_state = hard_state
+        self.entries = entries
+        self.snapshot = snapshot
+        self.done = done
+
+
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -115,6 +136,9 @@ class DurableStorage:
         self._accepted_snap = self._snap_index
         self._accepted_last = memory.last_index()
         self._lock = threading.RLock()
+        # save_async calls made, and those not yet applied to memory, in order
+        self._tickets = 0
+        self._pending: deque[_Pending] = deque()
         self.recovery = report
 
     # --- Storage protocol (reads come from memory) ------------------------------
@@ -191,10 +215,17 @@ class DurableStorage:
         entries that would leave a gap raise ``ValueError``, both before
         anything is written. Recovery uses a snapshot only once a HardState
         commits it, as etcd's restart does: raft hands snapshots over with one."""
+        entries = list(entries)
         with self._lock:
             self._accept(entries, snapshot)
             self._persist_snapshot(snapshot)
             self._disk.save(hard_state, entries)
+            if self._pending:
+                # Saves made earlier with save_async become visible first:
+                # one sync makes them durable (with this one), then all of
+                # them are applied in order.
+                self._disk.wal.sync()
+                self._drain(self._tickets)
             self._apply(hard_state, entries, snapshot)
 
     def save_async(
@@ -205,28 +236,43 @@ class DurableStorage:
     ) -> Future[None]:
         """Like :meth:`save`, returning a future that resolves once the save
         is durable; the entries become visible through the Storage protocol
-        then, in the order the saves were made. Concurrent saves share fsyncs."""
+        then, in the order the saves were made (a later :meth:`save` waits
+        for the ones before it). Concurrent saves share fsyncs."""
         done: Future[None] = Future()
         entries = list(entries)
-
-        def finish(f: Future[None]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                done.set_exception(exc)
-                return
-            try:
-                with self._lock:
-                    self._apply(hard_state, entries, snapshot)
-            except BaseException as err:
-                done.set_exception(err)
-            else:
-                done.set_result(None)
-
         with self._lock:
             self._accept(entries, snapshot)
             self._persist_snapshot(snapshot)
-            self._disk.wal.save_async(hard_state, entries).add_done_callback(finish)
+            self._tickets += 1
+            ticket = self._tickets
+            self._pending.append(_Pending(ticket, hard_state, entries, snapshot, done))
+            fut = self._disk.wal.save_async(hard_state, entries)
+            fut.add_done_callback(lambda f: self._durable(f, ticket))
         return done
+
+    def _durable(self, f: Future[None], ticket: int) -> None:
+        """A save_async's fsync finished: apply it (and any before it)."""
+        with self._lock:
+            exc = f.exception()
+            if exc is None:
+                self._drain(ticket)
+                return
+            for p in list(self._pending):
+                if p.ticket == ticket:
+                    self._pending.remove(p)
+                    p.done.set_exception(exc)
+
+    def _drain(self, upto: int) -> None:
+        """Apply pending async saves with tickets up to ``upto``, in order
+        (all durable by now), and resolve their futures."""
+        while self._pending and self._pending[0].ticket <= upto:
+            p = self._pending.popleft()
+            try:
+                self._apply(p.hard_state, p.entries, p.snapshot)
+            except BaseException as err:
+                p.done.set_exception(err)
+            else:
+                p.done.set_result(None)
 
     def compact(self, index: int) -> None:
         """Drop entries up to ``index`` from memory (MemoryStorage's
