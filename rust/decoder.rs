@@ -138,10 +138,7 @@ impl Decoder {
         if self.fill(last, 1).ok() != Some(1) || self.slice(last, 1)[0] != 0 {
             return false;
         }
-        match self.trailing_zeros_ok(body_start + n) {
-            Ok(clean) => clean,
-            Err(_) => false,
-        }
+        self.trailing_zeros_ok(body_start + n).unwrap_or_default()
     }
 
     /// True if the body at [start, start+len) of the current file has a
