@@ -9,6 +9,7 @@ pub mod error;
 pub mod failpoint;
 pub mod frame;
 pub mod fsutil;
+pub mod metrics;
 pub mod pagewriter;
 pub mod record;
 pub mod repair;

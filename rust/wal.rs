@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::crc;
 use crate::decoder::{Decoder, Input, Stop};
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::frame;
 use crate::fsutil;
+use crate::metrics::WalStats;
 use crate::pagewriter::PageWriter;
 use crate::record::{self, EntryArena, HardState, WalSnap};
 use crate::segment;
@@ -275,6 +277,7 @@ pub struct Wal {
     pub seq: u64,
     pub durable_seq: u64,
     pub durable_index: u64,
+    stats: Arc<WalStats>,
     /// A sync is running outside the lock (group commit).
     pub syncing: bool,
     scratch: Vec<u8>,
@@ -304,6 +307,7 @@ impl Wal {
             seq: 0,
             durable_seq: 0,
             durable_index: 0,
+            stats: Arc::new(WalStats::default()),
             syncing: false,
             scratch: Vec::new(),
         }
@@ -688,15 +692,33 @@ impl Wal {
 
     /// Run `f` on the encoder; an I/O failure poisons the WAL.
     fn write<F: FnOnce(&mut Encoder) -> io::Result<()>>(&mut self, f: F) -> Result<()> {
-        let tail = self
-            .held
-            .last()
-            .map(|h| name_of(&self.dir, &h.name))
-            .unwrap_or_default();
         let Some(enc) = self.enc.as_mut() else {
             return Err(Error::Closed("no tail segment"));
         };
-        f(enc).map_err(|e| self.poison(format!("write to {tail}"), e))
+        let before = enc.os_offset();
+        let t0 = Instant::now();
+        let res = f(enc);
+        let written = enc.os_offset() - before;
+        if written > 0 {
+            self.stats.write.observe(t0.elapsed());
+            self.stats.add(&self.stats.write_bytes, written);
+        }
+        res.map_err(|e| {
+            let tail = self.tail_name();
+            self.poison(format!("write to {tail}"), e)
+        })
+    }
+
+    fn tail_name(&self) -> String {
+        self.held
+            .last()
+            .map(|h| name_of(&self.dir, &h.name))
+            .unwrap_or_default()
+    }
+
+    /// The WAL's counters and histograms (shared; they stay readable after close).
+    pub fn stats(&self) -> Arc<WalStats> {
+        self.stats.clone()
     }
 
     fn poison(&mut self, what: String, e: io::Error) -> Error {
@@ -738,12 +760,14 @@ impl Wal {
             return Ok(());
         }
         let (file, seq, index) = self.flush_for_sync()?;
-        let tail = self
-            .held
-            .last()
-            .map(|h| name_of(&self.dir, &h.name))
-            .unwrap_or_default();
-        fsutil::fdatasync(&file).map_err(|e| self.poison(format!("fdatasync {tail}"), e))?;
+        let t0 = Instant::now();
+        let synced = fsutil::fdatasync(&file);
+        self.stats.fsync.observe(t0.elapsed());
+        self.stats.add(&self.stats.fsyncs, 1);
+        synced.map_err(|e| {
+            let tail = self.tail_name();
+            self.poison(format!("fdatasync {tail}"), e)
+        })?;
         self.mark_durable(seq, index);
         Ok(())
     }
@@ -791,6 +815,8 @@ impl Wal {
             self.state = *hs;
         }
         self.seq += 1;
+        self.stats.add(&self.stats.saves, 1);
+        self.stats.add(&self.stats.entries, entries.len() as u64);
         let off = self.enc.as_ref().map_or(0, |e| e.os_offset());
         if off < self.segment_size {
             if must_sync && sync {
@@ -799,7 +825,10 @@ impl Wal {
             }
             return Ok(must_sync);
         }
+        let t0 = Instant::now();
         self.cut()?;
+        self.stats.cut.observe(t0.elapsed());
+        self.stats.add(&self.stats.cuts, 1);
         Ok(false)
     }
 

@@ -13,6 +13,7 @@ __all__ = [
     "Wal",
     "crc32c",
     "failpoint_hits",
+    "histogram_buckets",
     "purge_segments",
     "repair",
     "salvage",
@@ -24,6 +25,7 @@ __all__ = [
 
 DEFAULT_SEGMENT_SIZE: int
 FAILPOINTS: bool
+histogram_buckets: list[float]
 
 def set_failpoints(spec: str) -> None: ...
 def failpoint_hits(name: str) -> int: ...
@@ -75,6 +77,7 @@ class Wal:
     def release_lock_to(self, index: int) -> None: ...
     def close(self) -> None: ...
     def locked_segments(self) -> list[str]: ...
+    def stats(self) -> dict[str, Any]: ...
     @property
     def durable_index(self) -> int: ...
     @property

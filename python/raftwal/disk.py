@@ -3,9 +3,11 @@ storage glue uses them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from .messages import Entry, HardState, Snapshot, WalSnapshot
+from .metrics import Histogram, logger
 from .snap import Snapshotter
 from .wal import WAL
 
@@ -16,11 +18,12 @@ class DiskStorage:
     """What etcd persists for raft: entries and HardStates in the WAL,
     snapshots as ``.snap`` files referenced by WAL snapshot records."""
 
-    __slots__ = ("snapshotter", "wal")
+    __slots__ = ("snap_save", "snapshotter", "wal")
 
     def __init__(self, wal: WAL, snapshotter: Snapshotter) -> None:
         self.wal = wal
         self.snapshotter = snapshotter
+        self.snap_save = Histogram()  # etcd's snap_save_total_duration_seconds
 
     def save(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
         """Append to the WAL; durable on return when raft's MustSync says so."""
@@ -32,10 +35,13 @@ class DiskStorage:
         snapshot makes unnecessary. A crash in between leaves an orphan
         ``.snap`` file, which recovery ignores; never a WAL record without
         its file."""
+        t0 = time.perf_counter()
         self.snapshotter.save_snap(snap)
         md = snap.metadata
         self.wal.save_snapshot(WalSnapshot(index=md.index, term=md.term))
         self.wal.release_lock_to(md.index)
+        self.snap_save.observe(time.perf_counter() - t0)
+        logger.info("saved snapshot at index %d term %d", md.index, md.term)
 
     def release(self, snap: Snapshot) -> None:
         """Release WAL locks and ``.snap.db`` files older than ``snap``."""

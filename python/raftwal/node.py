@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from . import _native
 from .disk import DiskStorage
@@ -30,6 +31,7 @@ from .errors import (
     WALNotFoundError,
 )
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
+from .metrics import Histogram, logger
 from .snap import Snapshotter
 from .storage import MemoryStorage
 from .wal import (
@@ -136,6 +138,9 @@ class DurableStorage:
         self._accepted_snap = self._snap_index
         self._accepted_last = memory.last_index()
         self._lock = threading.RLock()
+        self._snapshots = 0
+        self._purged = 0
+        self._recovery_time = Histogram()
         # save_async calls made, and those not yet applied to memory, in order
         self._tickets = 0
         self._pending: deque[_Pending] = deque()
@@ -305,11 +310,26 @@ class DurableStorage:
                 self._mem.compact(compact)
             except CompactedError:
                 pass
-            self._disk.snapshotter.purge_snapshots(self._max_snapshots)
-            _native.purge_segments(self._disk.wal.dirpath, self._max_wals)
+            purged = self._disk.snapshotter.purge_snapshots(self._max_snapshots)
+            purged += _native.purge_segments(self._disk.wal.dirpath, self._max_wals)
+            self._snapshots += 1
+            self._purged += len(purged)
+            if purged:
+                logger.info("purged %s", ", ".join(purged))
             return snap
 
     # --- properties and lifetime -----------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The WAL's counters and histograms plus ``snap_save_total_duration_seconds``,
+        ``recovery_duration_seconds``, ``snapshots_total`` and
+        ``purged_files_total``; see :mod:`raftwal.metrics`."""
+        out = self._disk.wal.stats()
+        out["snap_save_total_duration_seconds"] = self._disk.snap_save.value()
+        out["recovery_duration_seconds"] = self._recovery_time.value()
+        out["snapshots_total"] = self._snapshots
+        out["purged_files_total"] = self._purged
+        return out
 
     @property
     def metadata(self) -> bytes:
@@ -402,6 +422,7 @@ def open(
       was dropped.
 
     ``.recovery`` (a :class:`RecoveryReport`) tells what was found and done."""
+    t0 = time.perf_counter()
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")
     root = Path(data_dir)
@@ -445,7 +466,7 @@ def open(
         del entries
     report.last_index = memory.last_index()
     disk = DiskStorage(wal, snapshotter)
-    return DurableStorage(
+    storage = DurableStorage(
         disk,
         memory,
         metadata=md,
@@ -455,3 +476,10 @@ def open(
         max_wals=max_wals,
         report=report,
     )
+    took = time.perf_counter() - t0
+    storage._recovery_time.observe(took)
+    if report.repaired:
+        logger.warning("recovered %s after repairing damage: %r", root, report)
+    else:
+        logger.info("opened %s in %.3f s: %r", root, took, report)
+    return storage

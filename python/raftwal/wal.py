@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from . import _native
 from .errors import WALClosedError
 from .messages import ConfState, Entry, HardState, WalSnapshot
+from .metrics import logger, wal_stats
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
@@ -117,7 +119,11 @@ class WAL:
         Returns once they are on stable storage whenever etcd's rule says the
         save must sync: new entries, or a changed term or vote. A commit-only
         HardState is buffered until the next sync, as in etcd."""
+        t0 = time.perf_counter()
         self._native.save(hard_state, entries, True)
+        took = time.perf_counter() - t0
+        if took > 1.0:
+            logger.warning("slow fdatasync: a save took %.3f s (expected under 1 s)", took)
 
     def save_async(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> Future[None]:
         """Append like :meth:`save` and return at once. The records take
@@ -181,6 +187,12 @@ class WAL:
     def durable_index(self) -> int:
         """Index of the last entry known to be on stable storage."""
         return self._native.durable_index
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (``wal_write_bytes_total``, ``wal_saves_total``, ...) and
+        histograms (``wal_fsync_duration_seconds``, ``wal_write_duration_seconds``,
+        ``wal_cut_duration_seconds``) of this WAL; see :mod:`raftwal.metrics`."""
+        return wal_stats(self._native)
 
     @property
     def dirpath(self) -> str:

@@ -6,7 +6,7 @@
 //! a Rust lock is held.
 
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyFileExistsError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -18,6 +18,7 @@ mod entry;
 
 use crate::error::Error;
 use crate::fsutil;
+use crate::metrics::WalStats;
 use crate::record::EntryArena;
 use crate::record::{HardState, WalSnap};
 use crate::repair as walrepair;
@@ -207,9 +208,18 @@ impl EntrySink for ListSink {
 pub struct PyWal {
     inner: Mutex<Wal>,
     cond: Condvar,
+    stats: Arc<WalStats>,
 }
 
 impl PyWal {
+    fn wrap(w: Wal) -> Self {
+        PyWal {
+            stats: w.stats(),
+            inner: Mutex::new(w),
+            cond: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Wal> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -235,12 +245,18 @@ impl PyWal {
         w.syncing = true;
         let flushed = w.flush_for_sync();
         drop(w);
-        let res = flushed.and_then(|(file, s, idx)| match fsutil::fdatasync(&file) {
-            Ok(()) => Ok((s, idx)),
-            Err(e) => Err(Error::io(
-                "fdatasync of the WAL tail failed; the WAL is poisoned",
-                e,
-            )),
+        let res = flushed.and_then(|(file, s, idx)| {
+            let t0 = std::time::Instant::now();
+            let synced = fsutil::fdatasync(&file);
+            self.stats.fsync.observe(t0.elapsed());
+            self.stats.add(&self.stats.fsyncs, 1);
+            match synced {
+                Ok(()) => Ok((s, idx)),
+                Err(e) => Err(Error::io(
+                    "fdatasync of the WAL tail failed; the WAL is poisoned",
+                    e,
+                )),
+            }
         });
         let mut w = self.lock();
         w.syncing = false;
@@ -283,10 +299,7 @@ impl PyWal {
         let w = py
             .detach(|| Wal::create(&dirpath, md.as_deref(), segment_size))
             .map_err(to_py)?;
-        Ok(PyWal {
-            inner: Mutex::new(w),
-            cond: Condvar::new(),
-        })
+        Ok(PyWal::wrap(w))
     }
 
     #[staticmethod]
@@ -309,10 +322,7 @@ impl PyWal {
                 )
             })
             .map_err(to_py)?;
-        Ok(PyWal {
-            inner: Mutex::new(w),
-            cond: Condvar::new(),
-        })
+        Ok(PyWal::wrap(w))
     }
 
     /// Replay the log: (metadata or None, (term, vote, commit), entries),
@@ -433,6 +443,23 @@ impl PyWal {
 
     fn locked_segments(&self) -> Vec<String> {
         self.lock().locked_segments()
+    }
+
+    /// Counters and histograms: {name: value} for counters and
+    /// {name: (cumulative bucket counts, count, sum)} for histograms, with
+    /// bucket upper bounds in `histogram_buckets`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let d = pyo3::types::PyDict::new(py);
+        let st = &self.stats;
+        d.set_item("wal_fsync_duration_seconds", st.fsync.read())?;
+        d.set_item("wal_write_duration_seconds", st.write.read())?;
+        d.set_item("wal_cut_duration_seconds", st.cut.read())?;
+        d.set_item("wal_write_bytes_total", WalStats::get(&st.write_bytes))?;
+        d.set_item("wal_saves_total", WalStats::get(&st.saves))?;
+        d.set_item("wal_entries_total", WalStats::get(&st.entries))?;
+        d.set_item("wal_fsyncs_total", WalStats::get(&st.fsyncs))?;
+        d.set_item("wal_cuts_total", WalStats::get(&st.cuts))?;
+        Ok(d)
     }
 
     #[getter]
@@ -578,6 +605,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_failpoints, m)?)?;
     m.add_function(wrap_pyfunction!(failpoint_hits, m)?)?;
     m.add("FAILPOINTS", crate::failpoint::ENABLED)?;
+    m.add("histogram_buckets", crate::metrics::BUCKETS.to_vec())?;
     m.add("DEFAULT_SEGMENT_SIZE", DEFAULT_SEGMENT_SIZE)?;
     Ok(())
 }
