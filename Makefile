@@ -33,6 +33,7 @@ lint:
 	$(PYTHON) -m mypy --strict python/raftwal
 	$(PYTHON) -m mypy.stubtest raftwal._native
 	$(PYTHON) tools/gen_descriptors.py --check
+	$(PYTHON) tools/gen_etcd_descriptors.py --check
 
 ci: deps lint test-rust test-python
 

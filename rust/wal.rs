@@ -112,10 +112,11 @@ pub fn frame_body_len(rtype: i64, data_len: Option<usize>) -> usize {
 
 /// Keeps one preallocated, locked `N.tmp` file ready for the next cut.
 ///
-/// The spare is also filled with zeros ahead of time, in the background:
-/// on file systems like ext4, fallocated blocks are "unwritten" and the
-/// first fdatasync into each of them must also commit an extent change,
-/// which roughly halves sync throughput for larger writes. Zeros are what
+/// The spare is also filled with zeros ahead of time, in the background,
+/// once the tail is half full (so a short-lived WAL never pays for it): on
+/// file systems like ext4, fallocated blocks are "unwritten" and the first
+/// fdatasync into each of them must also commit an extent change, which
+/// roughly halves sync throughput for larger writes. Zeros are what
 /// fallocate would read back anyway, so the bytes stay etcd's. A cut that
 /// needs the spare before the filling is done takes it at once.
 struct Pipeline {
@@ -123,6 +124,8 @@ struct Pipeline {
     handle: Option<JoinHandle<()>>,
     wanted: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// Set when the tail is half full: time to zero-fill the spare.
+    fill: Arc<AtomicBool>,
 }
 
 /// Write zeros over `[0, size)` in 1 MiB steps and sync them, giving up
@@ -149,7 +152,8 @@ impl Pipeline {
         let dir = dir.to_path_buf();
         let wanted = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (w2, s2) = (wanted.clone(), stop.clone());
+        let fill = Arc::new(AtomicBool::new(false));
+        let (w2, s2, f2) = (wanted.clone(), stop.clone(), fill.clone());
         let handle = std::thread::Builder::new()
             .name("raftwal-pipeline".into())
             .spawn(move || {
@@ -164,9 +168,14 @@ impl Pipeline {
                         // unfinished cut: start from zeros (etcd reuses it as is).
                         f.set_len(0)?;
                         fsutil::preallocate(&f, size)?;
-                        zero_fill(&f, size, &|| {
-                            w2.load(Ordering::Relaxed) || s2.load(Ordering::Relaxed)
-                        })?;
+                        let hurry = || w2.load(Ordering::Relaxed) || s2.load(Ordering::Relaxed);
+                        while !hurry() {
+                            if f2.load(Ordering::Relaxed) {
+                                zero_fill(&f, size, &hurry)?;
+                                break;
+                            }
+                            std::thread::park_timeout(std::time::Duration::from_millis(200));
+                        }
                         Ok(f)
                     })();
                     match made {
@@ -176,7 +185,9 @@ impl Pipeline {
                                 let _ = std::fs::remove_file(&path);
                                 return;
                             }
-                            // Taken: the next spare may be filled at leisure.
+                            // Taken: the next spare waits for the new tail
+                            // to be half full before it is filled.
+                            f2.store(false, Ordering::Relaxed);
                             w2.store(false, Ordering::Relaxed);
                         }
                         Err(e) => {
@@ -193,11 +204,25 @@ impl Pipeline {
             handle,
             wanted,
             stop,
+            fill,
+        }
+    }
+
+    /// The tail has reached `offset` of `size` bytes: past half, start
+    /// filling the spare.
+    fn progress(&self, offset: u64, size: u64) {
+        if offset >= size / 2 && !self.fill.swap(true, Ordering::Relaxed) {
+            if let Some(h) = &self.handle {
+                h.thread().unpark();
+            }
         }
     }
 
     fn take(&mut self) -> io::Result<(File, PathBuf)> {
         self.wanted.store(true, Ordering::Relaxed);
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
+        }
         match &self.rx {
             Some(rx) => rx
                 .recv()
@@ -208,6 +233,9 @@ impl Pipeline {
 
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
+        }
         self.rx = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -818,6 +846,9 @@ impl Wal {
         self.stats.add(&self.stats.saves, 1);
         self.stats.add(&self.stats.entries, entries.len() as u64);
         let off = self.enc.as_ref().map_or(0, |e| e.os_offset());
+        if let Some(p) = &self.pipeline {
+            p.progress(off, self.segment_size);
+        }
         if off < self.segment_size {
             if must_sync && sync {
                 self.sync()?;

@@ -228,8 +228,7 @@ def _metadata_info(md: bytes) -> dict[str, Any]:
 def cmd_inspect(args: argparse.Namespace) -> int:
     wal_dir, snap_dir = _dirs(Path(args.dir))
     segs = sorted(p for p in wal_dir.iterdir() if p.suffix == ".wal")
-    with WAL.open_for_read(wal_dir) as w:
-        md, hs, entries = w.read_all()
+    md, hs, entries = _read_all(wal_dir, "inspect")
     data: dict[str, Any] = {
         "wal_dir": str(wal_dir),
         "segments": [{"name": p.name, "size": p.stat().st_size} for p in segs],
@@ -273,30 +272,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_entries(wal_dir: Path) -> list[Entry]:
-    """Every entry the WAL still holds: from index 1 when it has them all,
-    otherwise from its newest snapshot record (old segments purged, as on a
-    long-running etcd member)."""
+def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
+    """The WAL read without a lock: from index 1 when it still holds every
+    entry, otherwise from its newest snapshot record (old segments purged,
+    as on a long-running etcd member), saying so on stderr."""
     try:
         with WAL.open_for_read(wal_dir) as w:
-            return w.read_all()[2]
+            return w.read_all()
     except (WALNotFoundError, SnapshotNotFoundError):
         snaps = valid_snapshot_entries(wal_dir)
         if not snaps:
             raise
     snap = snaps[-1]
     print(
-        f"raftwal dump: entries up to {snap.index} were compacted; "
-        f"reading from the snapshot at {snap.index} (term {snap.term})",
+        f"raftwal {what}: entries up to {snap.index} were compacted away; "
+        f"reading from the snapshot record at {snap.index} (term {snap.term})",
         file=sys.stderr,
     )
     with WAL.open_for_read(wal_dir, snap) as w:
-        return w.read_all()[2]
+        return w.read_all()
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
     wal_dir, _ = _dirs(Path(args.dir))
-    entries = _read_entries(wal_dir)
+    _, _, entries = _read_all(wal_dir, "dump")
     types = {t.name.removeprefix("Entry").lower(): t for t in EntryType}
     want = types[args.type] if args.type else None
     rows = [

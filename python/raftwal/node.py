@@ -10,6 +10,7 @@ a member.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -244,6 +245,7 @@ class DurableStorage:
         then, in the order the saves were made (a later :meth:`save` waits
         for the ones before it). Concurrent saves share fsyncs."""
         done: Future[None] = Future()
+        done.set_running_or_notify_cancel()  # see WAL.save_async
         entries = list(entries)
         with self._lock:
             self._accept(entries, snapshot)
@@ -254,6 +256,17 @@ class DurableStorage:
             fut = self._disk.wal.save_async(hard_state, entries)
             fut.add_done_callback(lambda f: self._durable(f, ticket))
         return done
+
+    async def asave(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry] = (),
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """``await`` a :meth:`save_async` without blocking the event loop;
+        cancelling the waiter does not cancel the save."""
+        fut = self.save_async(hard_state, entries, snapshot)
+        await asyncio.shield(asyncio.wrap_future(fut))
 
     def _durable(self, f: Future[None], ticket: int) -> None:
         """A save_async's fsync finished: apply it (and any before it)."""

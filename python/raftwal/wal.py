@@ -15,6 +15,7 @@ files to etcd 3.4's.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -131,6 +132,9 @@ class WAL:
         None once an fsync covers them. Pending saves share fsyncs (group
         commit). asyncio: ``await asyncio.wrap_future(fut)``."""
         fut: Future[None] = Future()
+        # Running futures cannot be cancelled: a cancelled waiter must not
+        # take the save (or the group-commit thread) down with it.
+        fut.set_running_or_notify_cancel()
         with self._cv:
             if self._closing:
                 raise WALClosedError("wal: the WAL is closed")
@@ -143,6 +147,12 @@ class WAL:
                 self._flusher.start()
             self._cv.notify()
         return fut
+
+    async def asave(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
+        """``await`` a :meth:`save_async`: the event loop keeps running while
+        the save waits for its fsync. Cancelling the waiter does not cancel
+        the save."""
+        await asyncio.shield(asyncio.wrap_future(self.save_async(hard_state, entries)))
 
     def _flush_loop(self) -> None:
         while True:
