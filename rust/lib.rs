@@ -5,6 +5,7 @@
 
 pub mod crc;
 pub mod decoder;
+pub mod disklog;
 pub mod error;
 pub mod failpoint;
 pub mod frame;

@@ -201,6 +201,12 @@ pub struct EntryMeta {
     pub start: usize,
     /// Data length, or None when the entry has no data field.
     pub len: Option<usize>,
+    /// Where the entry's frame is: segment (position among the replayed
+    /// ones) and the offset of its length word.
+    pub seg: u32,
+    pub frame_offset: u64,
+    /// The CRC chain just before the record (its CRC continues from this).
+    pub prev_crc: u32,
 }
 
 /// Decoded entries with their data packed in one buffer: no allocation per
@@ -271,6 +277,9 @@ impl EntryArena {
             etype: 0,
             start,
             len: None,
+            seg: 0,
+            frame_offset: 0,
+            prev_crc: 0,
         };
         let mut data: Option<&[u8]> = None;
         while let Some((field, value)) = w.next()? {

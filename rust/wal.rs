@@ -281,6 +281,8 @@ pub struct ReadResult {
     pub entries: EntryArena,
     /// Index of the last entry of the replayed log (the snapshot's if none).
     pub last_index: u64,
+    /// The replayed segments' names, in the order `EntryMeta::seg` counts.
+    pub segments: Vec<String>,
 }
 
 pub struct Wal {
@@ -555,6 +557,7 @@ impl Wal {
         let dir = self.dir.clone();
         let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
         loop {
+            let crc_before = dec.crc;
             let frame = match dec.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -581,6 +584,11 @@ impl Wal {
                             what: format!("entry data: {err}"),
                         })?
                         .index;
+                    if let Some(m) = entries.metas.last_mut() {
+                        m.seg = seg as u32;
+                        m.frame_offset = offset;
+                        m.prev_crc = crc_before;
+                    }
                     // The entry sits at the end of the arena; move it to its
                     // place (a later entry replaces earlier ones from its index).
                     if index > start.index {
@@ -689,6 +697,7 @@ impl Wal {
             state,
             entries,
             last_index,
+            segments: dec.inputs.iter().map(|i| i.name.clone()).collect(),
         })
     }
 

@@ -19,11 +19,17 @@ from storage_contract import StorageContract
 class DurableAdapter:
     """Drives a DurableStorage through its own API (save, create_snapshot)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bounded_memory: bool = False) -> None:
         self._path = path
         # a large catch-up keeps memory uncompacted, as MemoryStorage's
         # create_snapshot leaves it; small segments make the log span files
-        self._opts = dict(catch_up_entries=10**9, segment_size=512, max_wals=0, max_snapshots=0)
+        self._opts = dict(
+            catch_up_entries=10**9,
+            segment_size=512,
+            max_wals=0,
+            max_snapshots=0,
+            bounded_memory=bounded_memory,
+        )
         self._s = raftwal.open(path, **self._opts)  # type: ignore[arg-type]
         self.hard_state = HardState()
 
@@ -72,3 +78,11 @@ class DurableAdapter:
 class TestDurableStorageContract(StorageContract):
     def make_adapter(self, tmp_path: Path) -> DurableAdapter:  # type: ignore[override]
         return DurableAdapter(tmp_path / "data")
+
+
+class TestBoundedMemoryDurableStorageContract(StorageContract):
+    """The same suite with the recovered log kept on disk (bounded_memory):
+    every reopen serves entries from the segment files."""
+
+    def make_adapter(self, tmp_path: Path) -> DurableAdapter:  # type: ignore[override]
+        return DurableAdapter(tmp_path / "data", bounded_memory=True)

@@ -190,13 +190,18 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None)
-@given(ops=ops)
+@settings(max_examples=60, deadline=None)
+@given(ops=ops, bounded=st.booleans())
 def test_restarts_match_model(
-    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int, int, bool]]
+    tmp_path_factory: pytest.TempPathFactory,
+    ops: list[tuple[str, int, int, bool]],
+    bounded: bool,
 ) -> None:
+    """Restarts with and without bounded_memory (the log kept on disk)."""
     d = tmp_path_factory.mktemp("restart") / "data"
-    opts = dict(catch_up_entries=2, max_snapshots=2, max_wals=2, segment_size=512)
+    opts = dict(
+        catch_up_entries=2, max_snapshots=2, max_wals=2, segment_size=512, bounded_memory=bounded
+    )
     m = Model()
     term = 1
     s = raftwal.open(d, **opts)  # type: ignore[arg-type]
@@ -241,3 +246,63 @@ def test_restarts_match_model(
     finally:
         s.close()
     shutil.rmtree(d)
+
+
+def test_bounded_memory_recovery_keeps_the_log_on_disk(tmp_path: Path) -> None:
+    """A log recovered with bounded_memory costs its index, not its data."""
+    import subprocess
+    import sys
+
+    d = tmp_path / "data"
+    data_mib = 128
+    with raftwal.open(d) as s:
+        n = data_mib * 1024  # 1 KiB entries
+        for start in range(1, n + 1, 1024):
+            ents = [
+                Entry(term=1, index=i, data=i.to_bytes(8, "little") * 128)
+                for i in range(start, start + 1024)
+            ]
+            s.save(HardState(1, 1, start + 1023), ents)
+    code = (
+        "import resource, sys, raftwal\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "s = raftwal.open(sys.argv[1], bounded_memory=True)\n"
+        "last = s.last_index()\n"
+        "mid = s.entries(last // 2, last // 2 + 100)\n"
+        "assert [e.index for e in mid] == list(range(last // 2, last // 2 + 100))\n"
+        "assert all(e.data == e.index.to_bytes(8, 'little') * 128 for e in mid)\n"
+        "assert s.term(last) == 1 and s.entries(last, last + 1)[0].index == last\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(last, (peak - base) // 1024)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(d)], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    last, grew_mib = map(int, r.stdout.split())
+    assert last == data_mib * 1024
+    assert grew_mib < data_mib / 4, grew_mib  # the index: 12 bytes an entry
+
+
+def test_bounded_memory_reads_detect_later_damage(tmp_path: Path) -> None:
+    """Entries read back on demand are checked against their CRC again."""
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        s.save(
+            HardState(1, 1, 10),
+            [Entry(term=1, index=i, data=b"%03d" % i * 20) for i in range(1, 11)],
+        )
+    s = raftwal.open(d, bounded_memory=True)
+    try:
+        seg = segments(d / "wal")[0]
+        f = [x for x in frames(seg) if x.type == 2][4]
+        raw = bytearray(seg.read_bytes())
+        raw[f.end - f.pad - 3] ^= 0x08
+        with open(seg, "r+b") as fh:
+            fh.seek(f.end - f.pad - 3)
+            fh.write(bytes([raw[f.end - f.pad - 3]]))
+        assert s.entries(1, 5)[-1].index == 4
+        with pytest.raises(raftwal.CRCMismatchError):
+            s.entries(5, 6)
+    finally:
+        s.close()

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import _native
+from ._native import DiskLog
 from .disk import DiskStorage
 from .errors import (
     CompactedError,
@@ -31,6 +32,7 @@ from .errors import (
     TornTailError,
     WALNotFoundError,
 )
+from .lazylog import LazyEntries
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
 from .metrics import Histogram, logger
 from .snap import Snapshotter
@@ -384,8 +386,8 @@ RECOVERY_MODES = ("strict", "tolerate-tail", "salvage")
 
 
 def _load(
-    wal_dir: Path, snapshotter: Snapshotter, segment_size: int
-) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry]]:
+    wal_dir: Path, snapshotter: Snapshotter, segment_size: int, bounded: bool
+) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog]:
     """One attempt at etcd's restart: snapshot, WAL at it, replay."""
     snapshot: Snapshot | None
     try:
@@ -397,7 +399,7 @@ def _load(
         walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
     wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
     try:
-        md, hs, entries = wal.read_all()
+        md, hs, entries = wal.read_all_indexed() if bounded else wal.read_all()
     except BaseException:
         wal.close()
         raise
@@ -414,6 +416,7 @@ def open(
     max_wals: int = 5,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     recovery: str = "tolerate-tail",
+    bounded_memory: bool = False,
 ) -> DurableStorage:
     """Open (creating when absent) the durable storage in ``data_dir``:
     ``data_dir/wal`` and ``data_dir/snap``. An etcd member directory
@@ -434,7 +437,12 @@ def open(
       the longest verified prefix is kept and ``.recovery.salvage`` says what
       was dropped.
 
-    ``.recovery`` (a :class:`RecoveryReport`) tells what was found and done."""
+    ``.recovery`` (a :class:`RecoveryReport`) tells what was found and done.
+
+    ``bounded_memory=True`` keeps the recovered log on disk: memory holds 12
+    bytes of index per entry, and entries are read back (CRC-checked) when
+    asked for; for logs larger than memory. Entries saved afterwards are
+    held in memory until a snapshot compacts them, as usual."""
     t0 = time.perf_counter()
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")
@@ -453,7 +461,9 @@ def open(
     else:
         while True:
             try:
-                wal, snapshot, md, hs, entries = _load(wal_dir, snapshotter, segment_size)
+                wal, snapshot, md, hs, entries = _load(
+                    wal_dir, snapshotter, segment_size, bounded_memory
+                )
                 break
             except (CorruptionError, WALNotFoundError) as exc:
                 if report.repaired or recovery == "strict":
@@ -474,7 +484,12 @@ def open(
             report.snapshot_index = snapshot.metadata.index
             report.snapshot_term = snapshot.metadata.term
         memory.set_hard_state(hs)
-        memory.append(entries)
+        if isinstance(entries, DiskLog):
+            at = memory.first_index() - 1
+            dummy = Entry(term=memory.term(at), index=at)
+            memory._ents = LazyEntries(dummy, entries)  # type: ignore[assignment]
+        else:
+            memory.append(entries)
         report.entries = len(entries)
         del entries
     report.last_index = memory.last_index()

@@ -113,6 +113,13 @@ class WAL:
         metadata, (term, vote, commit), entries = self._native.read_all(Entry)
         return (metadata if metadata is not None else b"", HardState(term, vote, commit), entries)
 
+    def read_all_indexed(self) -> tuple[bytes, HardState, _native.DiskLog]:
+        """Like :meth:`read_all`, but the entries stay on disk: the result's
+        third item is a :class:`raftwal._native.DiskLog` (12 bytes of index
+        per entry) that reads them back, CRC-checked, on demand."""
+        metadata, (term, vote, commit), log = self._native.read_all_indexed()
+        return (metadata if metadata is not None else b"", HardState(term, vote, commit), log)
+
     # --- writing --------------------------------------------------------------
 
     def save(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:

@@ -16,6 +16,7 @@ use pyo3::{import_exception, intern};
 
 mod entry;
 
+use crate::disklog::DiskLog;
 use crate::error::Error;
 use crate::fsutil;
 use crate::metrics::WalStats;
@@ -362,6 +363,39 @@ impl PyWal {
         )
     }
 
+    /// Replay without building entries: (metadata or None, (term, vote,
+    /// commit), DiskLog) — the log's entries stay on disk, indexed.
+    fn read_all_indexed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let res = py.detach(|| {
+            let mut w = self.lock();
+            let mut log = DiskLog::new();
+            let r = w.read_all_with(Some(&mut log))?;
+            log.take(&r.entries)?;
+            log.attach(w.dir(), &r.segments)?;
+            let idx = r.last_index.max(w.durable_index);
+            let seq = w.seq;
+            w.mark_durable(seq, idx);
+            Ok::<_, Error>((r.metadata, r.state, log))
+        });
+        let (metadata, state, log) = res.map_err(to_py)?;
+        let md = metadata.map(|m| PyBytes::new(py, &m));
+        let hs = (state.term, state.vote, state.commit);
+        let log = Bound::new(
+            py,
+            PyDiskLog {
+                inner: Mutex::new(log),
+            },
+        )?;
+        PyTuple::new(
+            py,
+            [
+                md.into_pyobject(py)?.into_any(),
+                hs.into_pyobject(py)?.into_any(),
+                log.into_any(),
+            ],
+        )
+    }
+
     /// Append entries and a HardState. With `sync`, returns once they are
     /// durable whenever raft's MustSync rule says so. Returns the save's
     /// sequence number, for `sync_to`.
@@ -488,6 +522,74 @@ impl PyWal {
     }
 }
 
+/// A replayed log kept on disk: 12 bytes of index per entry, entries read
+/// back (and CRC-checked) on demand. Positions count from 0.
+#[pyclass(frozen, name = "DiskLog", module = "raftwal._native")]
+pub struct PyDiskLog {
+    inner: Mutex<DiskLog>,
+}
+
+impl PyDiskLog {
+    fn lock(&self) -> MutexGuard<'_, DiskLog> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl PyDiskLog {
+    fn __len__(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The term of the entry at position `k`.
+    fn term(&self, k: usize) -> PyResult<u64> {
+        let log = self.lock();
+        if k >= log.len() {
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "DiskLog position out of range",
+            ));
+        }
+        Ok(log.term(k))
+    }
+
+    /// Entries at positions `[lo, hi)`, built as `entry_cls` objects.
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        lo: usize,
+        hi: usize,
+        entry_cls: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let factory = EntryFactory::new(entry_cls)?;
+        let got = py.detach(|| {
+            let mut v = Vec::with_capacity(hi.saturating_sub(lo));
+            self.lock().read(lo, hi, |e| v.push(e)).map(|()| v)
+        });
+        let list = PyList::empty(py);
+        for e in got.map_err(to_py)? {
+            let data = e.data.as_deref().map(|d| PyBytes::new(py, d));
+            list.append(factory.make(py, e.term, e.index, e.etype, data)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Keep the first `n` entries.
+    fn truncate(&self, n: usize) {
+        self.lock().truncate(n);
+    }
+
+    /// Drop the first `n` entries.
+    fn drop_front(&self, n: usize) {
+        self.lock().drop_front(n);
+    }
+
+    /// Bytes of memory the index takes.
+    #[getter]
+    fn footprint(&self) -> usize {
+        self.lock().footprint()
+    }
+}
+
 /// CRC-32C of `data`, continuing from `crc` (0 starts a new checksum).
 #[pyfunction(name = "crc32c")]
 #[pyo3(signature = (data, crc = 0))]
@@ -595,6 +697,7 @@ fn failpoint_hits(name: &str) -> u64 {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWal>()?;
     m.add_class::<EntryBase>()?;
+    m.add_class::<PyDiskLog>()?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
     m.add_function(wrap_pyfunction!(repair, m)?)?;

@@ -1,0 +1,283 @@
+//! A replayed log that stays on disk: per entry only where its frame is and
+//! the CRC chain before it (12 bytes), plus the terms as runs. Entries are
+//! read back from the segment files on demand and checked against their
+//! CRC again, so a log larger than memory can be recovered and served.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::crc;
+use crate::error::{Error, Result};
+use crate::frame;
+use crate::record::{self, Entry, EntryArena};
+use crate::wal::EntrySink;
+
+const SEG_SHIFT: u32 = 40;
+const OFF_MASK: u64 = (1 << SEG_SHIFT) - 1;
+const READ_AHEAD: usize = 64 * 1024;
+
+pub struct DiskLog {
+    files: Vec<Arc<File>>,
+    names: Vec<String>,
+    /// Per entry: segment << 40 | offset of its length word.
+    locs: Vec<u64>,
+    prev_crcs: Vec<u32>,
+    /// (position, term) where each run of equal terms starts.
+    terms: Vec<(usize, u64)>,
+    /// Positions before `base` were dropped (compaction) but not yet freed.
+    base: usize,
+}
+
+impl DiskLog {
+    /// An empty index, to be filled as a sink of `Wal::read_all_with`.
+    pub fn new() -> DiskLog {
+        DiskLog {
+            files: Vec::new(),
+            names: Vec::new(),
+            locs: Vec::new(),
+            prev_crcs: Vec::new(),
+            terms: Vec::new(),
+            base: 0,
+        }
+    }
+
+    /// Open the replayed segments (`ReadResult::segments`) for reading.
+    pub fn attach(&mut self, dir: &Path, names: &[String]) -> Result<()> {
+        for n in names {
+            let p = dir.join(n);
+            let f =
+                File::open(&p).map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?;
+            self.files.push(Arc::new(f));
+            self.names.push(p.display().to_string());
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.locs.len() - self.base
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of memory the index holds.
+    pub fn footprint(&self) -> usize {
+        self.locs.capacity() * 8 + self.prev_crcs.capacity() * 4 + self.terms.capacity() * 16
+    }
+
+    fn push(&mut self, seg: u32, offset: u64, prev_crc: u32, term: u64) {
+        let pos = self.locs.len();
+        self.locs
+            .push(u64::from(seg) << SEG_SHIFT | (offset & OFF_MASK));
+        self.prev_crcs.push(prev_crc);
+        if self.terms.last().is_none_or(|&(_, t)| t != term) {
+            self.terms.push((pos, term));
+        }
+    }
+
+    /// The term of entry `k` (0-based among the entries kept).
+    pub fn term(&self, k: usize) -> u64 {
+        let pos = self.base + k;
+        let i = self.terms.partition_point(|&(p, _)| p <= pos);
+        self.terms[i.saturating_sub(1)].1
+    }
+
+    /// Keep the first `n` entries.
+    pub fn truncate(&mut self, n: usize) {
+        let end = self.base + n;
+        self.locs.truncate(end);
+        self.prev_crcs.truncate(end);
+        let keep = self.terms.partition_point(|&(p, _)| p < end);
+        self.terms.truncate(keep);
+    }
+
+    /// Drop the first `n` entries.
+    pub fn drop_front(&mut self, n: usize) {
+        self.base += n.min(self.len());
+        if self.base > 4096 && self.base * 2 > self.locs.len() {
+            // Give the memory back once most of the index is dropped.
+            let b = self.base;
+            let term_b = self.term(0);
+            self.locs.drain(..b);
+            self.prev_crcs.drain(..b);
+            let first_kept = self.terms.partition_point(|&(p, _)| p <= b);
+            self.terms.drain(..first_kept);
+            for t in &mut self.terms {
+                t.0 -= b;
+            }
+            self.terms.insert(0, (0, term_b));
+            self.base = 0;
+        }
+    }
+
+    /// Read entries `[lo, hi)` back from disk, checking each record's CRC.
+    pub fn read(&self, lo: usize, hi: usize, mut out: impl FnMut(Entry)) -> Result<()> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_seg = u32::MAX;
+        let mut buf_off = 0u64;
+        for k in lo..hi.min(self.len()) {
+            let pos = self.base + k;
+            let loc = self.locs[pos];
+            let seg = (loc >> SEG_SHIFT) as u32;
+            let off = loc & OFF_MASK;
+            let file = &self.files[seg as usize];
+            let name = &self.names[seg as usize];
+            let corrupt = |what: &str| Error::Corrupt {
+                file: name.clone(),
+                offset: off,
+                what: what.to_string(),
+            };
+            let have = |buf: &Vec<u8>, buf_seg: u32, buf_off: u64, len: u64| {
+                seg == buf_seg && off >= buf_off && off + len <= buf_off + buf.len() as u64
+            };
+            if !have(&buf, buf_seg, buf_off, frame::LEN_WORD as u64) {
+                read_at(file, &mut buf, off, READ_AHEAD)
+                    .map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+                buf_seg = seg;
+                buf_off = off;
+            }
+            let at = (off - buf_off) as usize;
+            let word = u64::from_le_bytes(
+                buf.get(at..at + 8)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| corrupt("length word cut short"))?,
+            );
+            let (n, _pad) = frame::decode(word);
+            let total = frame::LEN_WORD as u64 + n;
+            if !have(&buf, buf_seg, buf_off, total) {
+                read_at(file, &mut buf, off, READ_AHEAD.max(total as usize))
+                    .map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+                buf_seg = seg;
+                buf_off = off;
+            }
+            let at = (off - buf_off) as usize;
+            let body = buf
+                .get(at + 8..at + total as usize)
+                .ok_or_else(|| corrupt("record cut short"))?;
+            let rec = record::decode_record(body).map_err(|e| corrupt(&e.to_string()))?;
+            let data = rec.data.unwrap_or(&[]);
+            if rec.rtype != record::ENTRY || crc::update(self.prev_crcs[pos], data) != rec.crc {
+                return Err(Error::CrcMismatch {
+                    file: name.clone(),
+                    offset: off,
+                });
+            }
+            let e = record::decode_entry(data).map_err(|e| corrupt(&format!("entry data: {e}")))?;
+            out(e);
+        }
+        Ok(())
+    }
+}
+
+fn read_at(f: &File, buf: &mut Vec<u8>, off: u64, len: usize) -> std::io::Result<()> {
+    buf.resize(len, 0);
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut buf[got..], off + got as u64) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(())
+}
+
+impl Default for DiskLog {
+    fn default() -> Self {
+        DiskLog::new()
+    }
+}
+
+impl EntrySink for DiskLog {
+    fn take(&mut self, arena: &EntryArena) -> Result<()> {
+        for m in &arena.metas {
+            self.push(m.seg, m.frame_offset, m.prev_crc, m.term);
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, n: usize) -> Result<()> {
+        DiskLog::truncate(self, n);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{HardState, WalSnap};
+    use crate::wal::{EntryRef, Wal};
+
+    #[test]
+    fn serves_what_a_full_replay_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 8192).unwrap();
+        let save = |w: &mut Wal, term: u64, from: u64, to: u64| {
+            let datas: Vec<Vec<u8>> = (from..=to)
+                .map(|i| vec![i as u8; (i % 5) as usize * 300])
+                .collect();
+            let ents: Vec<EntryRef<'_>> = (from..=to)
+                .zip(&datas)
+                .map(|(i, d)| EntryRef {
+                    term,
+                    index: i,
+                    etype: (i % 3) as i32,
+                    data: Some(d),
+                })
+                .collect();
+            w.save(
+                &HardState {
+                    term,
+                    vote: 1,
+                    commit: 0,
+                },
+                &ents,
+                true,
+            )
+            .unwrap();
+        };
+        save(&mut w, 1, 1, 60);
+        save(&mut w, 2, 30, 90);
+        save(&mut w, 3, 85, 120);
+        w.close().unwrap();
+        let want = Wal::open(&d, WalSnap::default(), false, 8192)
+            .unwrap()
+            .read_all()
+            .unwrap();
+        let mut r = Wal::open(&d, WalSnap::default(), false, 8192).unwrap();
+        let mut log = DiskLog::new();
+        let res = r.read_all_with(Some(&mut log)).unwrap();
+        log.take(&res.entries).unwrap();
+        log.attach(&d, &res.segments).unwrap();
+        assert!(res.segments.len() >= 2);
+        assert_eq!(log.len(), 120);
+        let mut got = Vec::new();
+        log.read(0, 120, |e| got.push(e)).unwrap();
+        for (e, m) in got.iter().zip(&want.entries.metas) {
+            assert_eq!((e.term, e.index, e.etype), (m.term, m.index, m.etype));
+            assert_eq!(e.data.as_deref(), want.entries.data(m));
+        }
+        assert_eq!(
+            (
+                log.term(0),
+                log.term(28),
+                log.term(29),
+                log.term(84),
+                log.term(119)
+            ),
+            (1, 1, 2, 3, 3)
+        );
+        log.drop_front(10);
+        let mut first = Vec::new();
+        log.read(0, 1, |e| first.push(e)).unwrap();
+        assert_eq!(first[0].index, 11);
+        log.truncate(5);
+        assert_eq!(log.len(), 5);
+    }
+}
