@@ -5,8 +5,9 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: deps install test test-python test-rust lint ci demo bench clean
+.PHONY: deps install test test-python test-rust lint ci demo bench fuzz clean
 
 deps:
 	bash .ci/install-interop.sh
@@ -26,10 +27,11 @@ test: deps test-rust test-python
 
 lint:
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --all-targets --no-default-features -- -D warnings
-	ruff check python tests tools benches
-	ruff format --check python tests tools benches
+	ruff check python tests tools benches fuzz
+	ruff format --check python tests tools benches fuzz
 	$(PYTHON) -m mypy --strict python/raftwal
 	$(PYTHON) -m mypy.stubtest raftwal._native
 	$(PYTHON) tools/gen_descriptors.py --check
@@ -43,5 +45,9 @@ demo: install
 bench: install
 	$(PYTHON) benches/compare.py --out BENCHMARKS.md --png benches/throughput.png
 
+# cargo fuzz (record decoder, segment reader) and atheris (Python reading path)
+fuzz:
+	bash tools/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts

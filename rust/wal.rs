@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -122,10 +122,16 @@ pub fn frame_body_len(rtype: i64, data_len: Option<usize>) -> usize {
 struct Pipeline {
     rx: Option<Receiver<io::Result<(File, PathBuf)>>>,
     handle: Option<JoinHandle<()>>,
-    wanted: Arc<AtomicBool>,
+    /// Spares asked for so far; the allocator knows how many it handed over.
+    /// Counters, not flags: a flag reset by the allocator after a hand-over
+    /// could erase the next request if the writer asks again quickly.
+    requested: Arc<AtomicU64>,
+    /// Spares received so far (the current tail came with the last one).
+    taken: u64,
+    /// `k + 1` once the tail that came with spare `k` is half full: time
+    /// to zero-fill the next spare.
+    fill_for: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-    /// Set when the tail is half full: time to zero-fill the spare.
-    fill: Arc<AtomicBool>,
 }
 
 /// Write zeros over `[0, size)` in 1 MiB steps and sync them, giving up
@@ -150,17 +156,16 @@ impl Pipeline {
     fn start(dir: &Path, size: u64) -> Pipeline {
         let (tx, rx) = mpsc::sync_channel::<io::Result<(File, PathBuf)>>(0);
         let dir = dir.to_path_buf();
-        let wanted = Arc::new(AtomicBool::new(false));
+        let requested = Arc::new(AtomicU64::new(0));
+        let fill_for = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let fill = Arc::new(AtomicBool::new(false));
-        let (w2, s2, f2) = (wanted.clone(), stop.clone(), fill.clone());
+        let (r2, f2, s2) = (requested.clone(), fill_for.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name("raftwal-pipeline".into())
             .spawn(move || {
-                let mut count = 0u64;
+                let mut served = 0u64;
                 loop {
-                    let path = dir.join(format!("{}.tmp", count % 2));
-                    count += 1;
+                    let path = dir.join(format!("{}.tmp", served % 2));
                     let made = (|| {
                         let f = fsutil::create_locked(&path, true)?
                             .ok_or_else(|| io::Error::other("lock not granted"))?;
@@ -168,9 +173,10 @@ impl Pipeline {
                         // unfinished cut: start from zeros (etcd reuses it as is).
                         f.set_len(0)?;
                         fsutil::preallocate(&f, size)?;
-                        let hurry = || w2.load(Ordering::Relaxed) || s2.load(Ordering::Relaxed);
+                        let hurry =
+                            || r2.load(Ordering::SeqCst) > served || s2.load(Ordering::SeqCst);
                         while !hurry() {
-                            if f2.load(Ordering::Relaxed) {
+                            if f2.load(Ordering::SeqCst) > served {
                                 zero_fill(&f, size, &hurry)?;
                                 break;
                             }
@@ -185,10 +191,7 @@ impl Pipeline {
                                 let _ = std::fs::remove_file(&path);
                                 return;
                             }
-                            // Taken: the next spare waits for the new tail
-                            // to be half full before it is filled.
-                            f2.store(false, Ordering::Relaxed);
-                            w2.store(false, Ordering::Relaxed);
+                            served += 1;
                         }
                         Err(e) => {
                             let _ = std::fs::remove_file(&path);
@@ -202,40 +205,46 @@ impl Pipeline {
         Pipeline {
             rx: Some(rx),
             handle,
-            wanted,
+            requested,
+            taken: 0,
+            fill_for,
             stop,
-            fill,
+        }
+    }
+
+    fn unpark(&self) {
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
         }
     }
 
     /// The tail has reached `offset` of `size` bytes: past half, start
     /// filling the spare.
     fn progress(&self, offset: u64, size: u64) {
-        if offset >= size / 2 && !self.fill.swap(true, Ordering::Relaxed) {
-            if let Some(h) = &self.handle {
-                h.thread().unpark();
-            }
+        if offset >= size / 2 && self.fill_for.load(Ordering::SeqCst) <= self.taken {
+            self.fill_for.store(self.taken + 1, Ordering::SeqCst);
+            self.unpark();
         }
     }
 
     fn take(&mut self) -> io::Result<(File, PathBuf)> {
-        self.wanted.store(true, Ordering::Relaxed);
-        if let Some(h) = &self.handle {
-            h.thread().unpark();
-        }
-        match &self.rx {
+        self.requested.fetch_add(1, Ordering::SeqCst);
+        self.unpark();
+        let got = match &self.rx {
             Some(rx) => rx
                 .recv()
                 .unwrap_or_else(|_| Err(io::Error::other("segment allocator stopped"))),
             None => Err(io::Error::other("segment allocator stopped")),
+        };
+        if got.is_ok() {
+            self.taken += 1;
         }
+        got
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = &self.handle {
-            h.thread().unpark();
-        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.unpark();
         self.rx = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();

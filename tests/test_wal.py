@@ -600,3 +600,30 @@ def test_replay_does_not_hold_the_log_twice(tmp_path: Path) -> None:
     assert count == mib * 256
     # the entries themselves take ~mib; a second full copy would double it
     assert grew_mib < mib * 1.5, grew_mib
+
+
+def test_back_to_back_cuts_never_stall(tmp_path: Path) -> None:
+    """Every save cuts (segment_size=1): the spare-segment allocator must
+    hand over a file for each cut, however quickly they follow each other.
+    (A lost request once left a cut waiting forever.)"""
+    d = tmp_path / "wal"
+    done: list[int] = []
+
+    def work() -> None:
+        with WAL.create(d, segment_size=1) as w:
+            futs = []
+            for i in range(1, 1501):
+                if i % 3:
+                    futs.append(w.save_async(HardState(1, 1, i - 1), [Entry(term=1, index=i)]))
+                else:
+                    w.save(HardState(1, 1, i - 1), [Entry(term=1, index=i)])
+            for f in futs:
+                f.result(timeout=60)
+        done.append(1)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=240)  # a bound on a hang, not a speed assertion
+    assert done, "a cut waited for a spare segment that never came"
+    assert len(segments(d)) > 1000
+    assert [e.index for e in read(d)[2]] == list(range(1, 1501))
