@@ -210,41 +210,18 @@ impl EntrySink for DiskLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{HardState, WalSnap};
-    use crate::wal::{EntryRef, Wal};
+    use crate::record::WalSnap;
+    use crate::wal::{save_range, Wal};
 
     #[test]
     fn serves_what_a_full_replay_returns() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("wal");
         let mut w = Wal::create(&d, None, 8192).unwrap();
-        let save = |w: &mut Wal, term: u64, from: u64, to: u64| {
-            let datas: Vec<Vec<u8>> = (from..=to)
-                .map(|i| vec![i as u8; (i % 5) as usize * 300])
-                .collect();
-            let ents: Vec<EntryRef<'_>> = (from..=to)
-                .zip(&datas)
-                .map(|(i, d)| EntryRef {
-                    term,
-                    index: i,
-                    etype: (i % 3) as i32,
-                    data: Some(d),
-                })
-                .collect();
-            w.save(
-                &HardState {
-                    term,
-                    vote: 1,
-                    commit: 0,
-                },
-                &ents,
-                true,
-            )
-            .unwrap();
-        };
-        save(&mut w, 1, 1, 60);
-        save(&mut w, 2, 30, 90);
-        save(&mut w, 3, 85, 120);
+        let size = |i: u64| (i % 5) as usize * 300;
+        save_range(&mut w, 1, 1, 60, size);
+        save_range(&mut w, 2, 30, 90, size);
+        save_range(&mut w, 3, 85, 120, size);
         w.close().unwrap();
         let want = Wal::open(&d, WalSnap::default(), false, 8192)
             .unwrap()

@@ -43,6 +43,26 @@ fn check_chain(dec: &mut Decoder, crc: u32, file: String, offset: u64) -> Result
     Ok(())
 }
 
+/// Copy the segment at `path` to `<path>.broken`, then truncate it (open
+/// and locked as `file`) to `len` bytes and fsync it.
+fn cut_keeping_copy(path: &Path, file: &File, len: u64) -> Result<()> {
+    let mut broken = path.as_os_str().to_owned();
+    broken.push(".broken");
+    std::fs::copy(path, &broken).map_err(|e| {
+        Error::io(
+            format!(
+                "cannot copy {} to {}.broken",
+                path.display(),
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    file.set_len(len)
+        .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
+    fsutil::fdatasync(file).map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))
+}
+
 /// etcd's `Repair`: if the last segment ends in a torn or truncated record,
 /// copy it to `<name>.broken`, truncate it before that record and fsync.
 /// True if the WAL is now clean; false if there was nothing to repair it
@@ -87,18 +107,7 @@ pub fn repair(dir: &Path) -> Result<bool> {
             }
             Ok(None) => return Ok(true),
             Err(Stop::Torn { .. }) => {
-                let cut = dec.last_valid_off;
-                let broken = dir.join(format!("{}.broken", last.name));
-                std::fs::copy(&path, &broken).map_err(|e| {
-                    Error::io(
-                        format!("cannot copy {} to {}", path.display(), broken.display()),
-                        e,
-                    )
-                })?;
-                file.set_len(cut)
-                    .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
-                fsutil::fdatasync(&file)
-                    .map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))?;
+                cut_keeping_copy(&path, &file, dec.last_valid_off)?;
                 return Ok(true);
             }
             Err(Stop::Io(e, _)) => {
@@ -412,22 +421,11 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         None => return Ok(out),
     };
     if let Some(offset) = cut_off {
-        let name = &names[cut_seg].name;
-        let path = dir.join(name);
-        let broken = dir.join(format!("{name}.broken"));
-        std::fs::copy(&path, &broken).map_err(|e| {
-            Error::io(
-                format!("cannot copy {} to {}", path.display(), broken.display()),
-                e,
-            )
-        })?;
+        let path = dir.join(&names[cut_seg].name);
         let f = fsutil::open_locked(&path, false)
             .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
             .ok_or_else(|| Error::Locked(path.display().to_string()))?;
-        f.set_len(offset)
-            .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
-        fsutil::fdatasync(&f)
-            .map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))?;
+        cut_keeping_copy(&path, &f, offset)?;
         out.damaged = Some((path.display().to_string(), offset));
     }
     let first_moved = if cut_off.is_some() {

@@ -1088,6 +1088,28 @@ pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
     }
 }
 
+/// Save entries `from..=to` of `term` in one batch, entry `i` holding
+/// `size(i)` bytes of `i as u8` and type `i % 3` (tests only).
+#[cfg(test)]
+pub(crate) fn save_range(w: &mut Wal, term: u64, from: u64, to: u64, size: impl Fn(u64) -> usize) {
+    let datas: Vec<Vec<u8>> = (from..=to).map(|i| vec![i as u8; size(i)]).collect();
+    let ents: Vec<EntryRef<'_>> = (from..=to)
+        .zip(&datas)
+        .map(|(i, d)| EntryRef {
+            term,
+            index: i,
+            etype: (i % 3) as i32,
+            data: Some(d),
+        })
+        .collect();
+    let hs = HardState {
+        term,
+        vote: 1,
+        commit: 0,
+    };
+    w.save(&hs, &ents, true).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1128,35 +1150,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("wal");
         let mut w = Wal::create(&d, Some(b"md"), 4096).unwrap();
-        let save = |w: &mut Wal, term: u64, from: u64, to: u64| {
-            let datas: Vec<Vec<u8>> = (from..=to)
-                .map(|i| vec![i as u8; (i % 7) as usize * 30])
-                .collect();
-            let ents: Vec<EntryRef<'_>> = (from..=to)
-                .zip(&datas)
-                .map(|(i, d)| EntryRef {
-                    term,
-                    index: i,
-                    etype: 0,
-                    data: Some(d),
-                })
-                .collect();
-            w.save(
-                &HardState {
-                    term,
-                    vote: 1,
-                    commit: 0,
-                },
-                &ents,
-                true,
-            )
-            .unwrap();
-        };
-        save(&mut w, 1, 1, 40);
-        save(&mut w, 2, 10, 30); // overwrite far back
-        save(&mut w, 3, 29, 60); // and near the end
-        save(&mut w, 4, 1, 5); // and from the very start
-        save(&mut w, 4, 6, 20);
+        let size = |i: u64| (i % 7) as usize * 30;
+        save_range(&mut w, 1, 1, 40, size);
+        save_range(&mut w, 2, 10, 30, size); // overwrite far back
+        save_range(&mut w, 3, 29, 60, size); // and near the end
+        save_range(&mut w, 4, 1, 5, size); // and from the very start
+        save_range(&mut w, 4, 6, 20, size);
         w.close().unwrap();
         let mut whole = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
         let want = whole.read_all().unwrap();
