@@ -54,6 +54,35 @@ def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
         print(human)
 
 
+# --- progress ------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a
+    terminal (so pipes, files and --json output stay clean)."""
+
+    def __init__(self, label: str, total: float) -> None:
+        self.label = label
+        self.total = total
+        self.on = sys.stderr.isatty()
+        self._last = 0.0
+
+    def update(self, done: float, detail: str = "") -> None:
+        now = time.monotonic()
+        if not self.on or now - self._last < 0.1:
+            return
+        self._last = now
+        frac = max(0.0, min(1.0, done / self.total)) if self.total else 0.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {detail}\x1b[K")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
 # --- demo -----------------------------------------------------------------------------
 
 
@@ -138,12 +167,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     deadline = started + args.seconds
     first_ack = None
     try:
+        bar = Progress("writing", args.seconds)
         for line in child.stdout:
             acked = int(line)
             if first_ack is None:
                 first_ack = time.monotonic()
+            bar.update(time.monotonic() - started, f"{acked:,} acknowledged")
             if time.monotonic() >= deadline:
                 break
+        bar.close()
     finally:
         elapsed = time.monotonic() - (first_ack or started)
         child.send_signal(signal.SIGKILL)
@@ -396,9 +428,16 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def cmd_diskcheck(args: argparse.Namespace) -> int:
     from .diskcheck import render, run_check
 
+    bar = Progress("measuring", args.seconds)
+    started = time.monotonic()
     report = run_check(
-        Path(args.dir), args.seconds, block=args.block_size, include_wal=not args.no_wal
+        Path(args.dir),
+        args.seconds,
+        block=args.block_size,
+        include_wal=not args.no_wal,
+        progress=lambda detail: bar.update(time.monotonic() - started, detail),
     )
+    bar.close()
     _emit(args, render(report), report)
     return 0 if report["verdict"]["ok"] else 1
 
