@@ -85,3 +85,28 @@ def test_verify_and_repair_report_damage(tmp_path: Path) -> None:
     assert r.returncode == 0 and json.loads(r.stdout)["broken_copies"] == [tail.name + ".broken"]
     assert run("verify", str(d)).returncode == 0
     assert run("verify", str(tmp_path / "missing")).returncode == 1
+
+
+def test_repair_salvage_mode(tmp_path: Path) -> None:
+    import raftwal
+    from raftwal import Entry, HardState
+
+    d = tmp_path / "data"
+    with raftwal.open(d, segment_size=1024) as s:
+        for i in range(1, 80):
+            s.save(HardState(1, 1, i), [Entry(term=1, index=i, data=b"w" * 40)])
+    segs = segments(d / "wal")
+    f = [x for x in frames(segs[1]) if x.type == 2][1]
+    raw = bytearray(segs[1].read_bytes())
+    raw[f.end - f.pad - 2] ^= 0x20
+    segs[1].write_bytes(bytes(raw))
+    assert run("verify", str(d)).returncode == 1
+    r = run("repair", str(d))  # etcd's repair looks at the last segment only
+    assert r.returncode == 0 and "nothing to truncate" in r.stdout
+    assert run("verify", str(d)).returncode == 1
+    r = run("repair", str(d), "--mode", "salvage", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["kind"] == "corrupt" and rep["damaged_offset"] == f.offset
+    assert rep["moved"] == [p.name for p in segs[2:]]
+    assert run("verify", str(d)).returncode == 0

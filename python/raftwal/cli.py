@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import signal
@@ -33,7 +34,7 @@ from .errors import Error, NoSnapshotError, SnapshotNotFoundError, WALNotFoundEr
 from .messages import ConfState, Entry, EntryType, HardState, MemberMetadata
 from .node import open as open_storage
 from .snap import Snapshotter
-from .wal import WAL, repair, valid_snapshot_entries, verify
+from .wal import WAL, repair, salvage, valid_snapshot_entries, verify
 
 __all__ = ["main"]
 
@@ -408,12 +409,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     wal_dir, _ = _dirs(Path(args.dir))
+    if args.mode == "salvage":
+        rep = salvage(wal_dir)
+        sdata = dataclasses.asdict(rep)
+        if not rep.changed:
+            shuman = f"{wal_dir}: clean, nothing salvaged (last index {rep.last_kept_index})"
+        else:
+            where = (
+                f"{rep.damaged_file} at offset {rep.damaged_offset}"
+                if rep.damaged_file
+                else "a missing segment"
+            )
+            shuman = (
+                f"{wal_dir}: {rep.kind} damage ({rep.detail}) in {where}; kept entries up to "
+                f"{rep.last_kept_index}; moved aside: {', '.join(rep.moved) or 'nothing'}"
+            )
+        _emit(args, shuman, sdata)
+        return 0
     before = {p.name for p in wal_dir.iterdir()} if wal_dir.is_dir() else set()
     ok = repair(wal_dir)
     broken = sorted({p.name for p in wal_dir.iterdir()} - before) if wal_dir.is_dir() else []
     data = {"repaired": ok, "broken_copies": broken}
     human = (
-        f"{wal_dir}: {'clean' if not broken else 'torn tail truncated'}"
+        f"{wal_dir}: "
+        + (
+            "the last segment ends cleanly, nothing to truncate"
+            if not broken
+            else "torn tail truncated"
+        )
         + (f"; kept {', '.join(broken)}" if broken else "")
         if ok
         else f"{wal_dir}: not repairable (no segments, or damage that is not a torn tail)"
@@ -499,10 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, help in [
         ("inspect", cmd_inspect, "segments, snapshots, HardState, metadata and index ranges"),
         ("verify", cmd_verify, "strict check of the WAL and the snapshot files"),
-        ("repair", cmd_repair, "truncate a torn tail, keeping a .broken copy"),
+        ("repair", cmd_repair, "cut away damage at the end of the log, keeping .broken copies"),
     ]:
         sp = add(name, help)
         sp.add_argument("dir", help="data dir, etcd member dir or WAL dir")
+        if name == "repair":
+            sp.add_argument(
+                "--mode",
+                choices=["tail", "salvage"],
+                default="tail",
+                help="tail: truncate a torn last record (etcd's repair, the default); "
+                "salvage: keep the longest verified prefix whatever the damage",
+            )
         sp.set_defaults(func=fn)
 
     dump = add("dump", "print entries")
