@@ -143,3 +143,36 @@ def test_wal_and_storage_asave_survive_cancelled_waiters(tmp_path: Path) -> None
     asyncio.run(main())
     with raftwal.WAL.open_for_read(tmp_path / "w") as r:
         assert [e.index for e in r.read_all()[2]] == list(range(1, 52))
+
+
+def test_asave_appends_off_the_event_loop_in_call_order(tmp_path: Path) -> None:
+    """Appending may cut a segment and fsync: asave never does it on the
+    loop's thread, and saves still land in the order they were awaited."""
+    import threading
+    from collections.abc import Sequence
+    from concurrent.futures import Future
+
+    seen: list[tuple[int, int]] = []
+
+    class SpyWAL(raftwal.WAL):
+        __slots__ = ()
+
+        def save_async(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> Future[None]:
+            seen.append((threading.get_ident(), entries[0].index))
+            return super().save_async(hard_state, entries)
+
+    async def main() -> None:
+        with SpyWAL.create(tmp_path / "w", segment_size=1) as w:  # a cut on every save
+            tasks = [
+                asyncio.ensure_future(w.asave(HardState(1, 1, i - 1), [Entry(term=1, index=i)]))
+                for i in range(1, 41)
+            ]
+            await asyncio.gather(*tasks)
+            assert w.durable_index == 40
+        loop_thread = threading.get_ident()
+        assert seen and all(t != loop_thread for t, _ in seen)
+        assert [i for _, i in seen] == list(range(1, 41))
+
+    asyncio.run(main())
+    with raftwal.WAL.open_for_read(tmp_path / "w") as r:
+        assert [e.index for e in r.read_all()[2]] == list(range(1, 41))

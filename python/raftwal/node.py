@@ -10,13 +10,12 @@ a member.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -42,6 +41,7 @@ from .wal import (
     WAL,
     SalvageReport,
     repair,
+    run_save_off_loop,
     salvage,
     valid_snapshot_entries,
     wal_exists,
@@ -141,6 +141,7 @@ class DurableStorage:
         self._accepted_snap = self._snap_index
         self._accepted_last = memory.last_index()
         self._lock = threading.RLock()
+        self._executor: ThreadPoolExecutor | None = None
         self._snapshots = 0
         self._purged = 0
         self._recovery_time = Histogram()
@@ -265,10 +266,18 @@ class DurableStorage:
         entries: Sequence[Entry] = (),
         snapshot: Snapshot | None = None,
     ) -> None:
-        """``await`` a :meth:`save_async` without blocking the event loop;
-        cancelling the waiter does not cancel the save."""
-        fut = self.save_async(hard_state, entries, snapshot)
-        await asyncio.shield(asyncio.wrap_future(fut))
+        """``await`` a :meth:`save_async` without ever blocking the event loop
+        (see :meth:`WAL.asave`); cancelling the waiter does not cancel the save."""
+        ents = list(entries)
+        await run_save_off_loop(
+            self._aio_executor(), lambda: self.save_async(hard_state, ents, snapshot)
+        )
+
+    def _aio_executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="raftwal-asave")
+            return self._executor
 
     def _durable(self, f: Future[None], ticket: int) -> None:
         """A save_async's fsync finished: apply it (and any before it)."""
@@ -368,6 +377,8 @@ class DurableStorage:
 
     def close(self) -> None:
         """Sync and close the WAL; pending futures settle first."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         self._disk.close()
 
     def __enter__(self) -> Self:

@@ -19,8 +19,8 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -51,7 +51,7 @@ class WAL:
     """An open write-ahead log. Build one with :meth:`create`, :meth:`open`
     or :meth:`open_for_read`; it is safe to use from several threads."""
 
-    __slots__ = ("_closing", "_cv", "_flusher", "_native", "_pending", "_writable")
+    __slots__ = ("_closing", "_cv", "_executor", "_flusher", "_native", "_pending", "_writable")
 
     def __init__(self, native: _native.Wal, writable: bool) -> None:
         self._native = native
@@ -60,6 +60,7 @@ class WAL:
         self._pending: list[tuple[int, Future[None]]] = []
         self._flusher: threading.Thread | None = None
         self._closing = False
+        self._executor: ThreadPoolExecutor | None = None
 
     # --- construction ---------------------------------------------------------
 
@@ -156,10 +157,15 @@ class WAL:
         return fut
 
     async def asave(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
-        """``await`` a :meth:`save_async`: the event loop keeps running while
-        the save waits for its fsync. Cancelling the waiter does not cancel
-        the save."""
-        await asyncio.shield(asyncio.wrap_future(self.save_async(hard_state, entries)))
+        """``await`` a :meth:`save_async` without ever blocking the event loop
+        (the append runs on a worker thread, in call order, since it may cut
+        a segment and fsync). Cancelling the waiter does not cancel the save.
+        :func:`raftwal.aio.submit` appends in the loop's thread instead,
+        for the most saves per second."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="raftwal-asave")
+        ents = list(entries)
+        await run_save_off_loop(self._executor, lambda: self.save_async(hard_state, ents))
 
     def _flush_loop(self) -> None:
         while True:
@@ -230,6 +236,8 @@ class WAL:
             self._cv.notify_all()
         if flusher is not None:
             flusher.join()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         self._native.close()
 
     def __enter__(self) -> Self:
@@ -321,3 +329,29 @@ def salvage(dirpath: StrPath) -> SalvageReport:
         last_kept_index=r["last_kept_index"],
         dropped_from_segment_index=r["dropped_from_segment_index"],
     )
+
+
+def _settle(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a shielded task's outcome, so a save that fails after its
+    waiter was cancelled is not reported as "exception never retrieved"."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+async def run_save_off_loop(
+    executor: ThreadPoolExecutor, submit: Callable[[], Future[None]]
+) -> None:
+    """Run ``submit`` (a ``save_async`` call) on ``executor`` and wait for the
+    future it returns, without ever blocking the event loop: appending can
+    mean a segment cut and its fsyncs. One worker per WAL keeps the saves in
+    call order. Cancelling the waiter cancels neither the save nor the wait
+    of others."""
+    loop = asyncio.get_running_loop()
+
+    async def run() -> None:
+        fut = await loop.run_in_executor(executor, submit)
+        await asyncio.wrap_future(fut)
+
+    task = asyncio.ensure_future(run())
+    task.add_done_callback(_settle)
+    await asyncio.shield(task)
