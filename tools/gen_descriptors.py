@@ -20,14 +20,15 @@ OUT = ROOT / "python" / "raftwal" / "_descriptors.py"
 FILES = ["raftpb.proto", "walpb.proto", "snappb.proto", "etcdserverpb.proto"]
 
 
-def compile_descriptor_set() -> bytes:
+def compile_descriptor_set(files: list[str] = FILES) -> bytes:
+    """protoc's FileDescriptorSet (imports included) for ``files`` in proto/."""
     from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
         rc = protoc.main(
             ["protoc", f"-I{PROTO_DIR}", f"--descriptor_set_out={out}", "--include_imports"]
-            + [str(PROTO_DIR / f) for f in FILES]
+            + [str(PROTO_DIR / f) for f in files]
         )
         if rc != 0:
             raise SystemExit(f"protoc failed with status {rc}")
@@ -46,16 +47,20 @@ def render(blob: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    text = render(compile_descriptor_set())
+def write_or_check(out: Path, text: str, script: str) -> int:
+    """Write ``text`` to ``out``, or with ``--check`` only compare (exit 1 if stale)."""
     if "--check" in sys.argv[1:]:
-        current = OUT.read_text() if OUT.exists() else ""
+        current = out.read_text() if out.exists() else ""
         if current != text:
-            print(f"{OUT} is stale: run python tools/gen_descriptors.py", file=sys.stderr)
+            print(f"{out} is stale: run python {script}", file=sys.stderr)
             return 1
         return 0
-    OUT.write_text(text)
+    out.write_text(text)
     return 0
+
+
+def main() -> int:
+    return write_or_check(OUT, render(compile_descriptor_set()), "tools/gen_descriptors.py")
 
 
 if __name__ == "__main__":

@@ -14,27 +14,14 @@ from __future__ import annotations
 
 import base64
 import sys
-import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_descriptors import compile_descriptor_set, write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
-PROTO_DIR = ROOT / "proto"
 OUT = ROOT / "python" / "raftwal" / "_etcd_descriptors.py"
 FILES = ["etcdserver_requests.proto"]
-
-
-def compile_descriptor_set() -> bytes:
-    from grpc_tools import protoc
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "set.pb"
-        rc = protoc.main(
-            ["protoc", f"-I{PROTO_DIR}", f"--descriptor_set_out={out}", "--include_imports"]
-            + [str(PROTO_DIR / f) for f in FILES]
-        )
-        if rc != 0:
-            raise SystemExit(f"protoc failed with status {rc}")
-        return out.read_bytes()
 
 
 def render(blob: bytes) -> str:
@@ -57,15 +44,8 @@ def render(blob: bytes) -> str:
 
 
 def main() -> int:
-    text = render(compile_descriptor_set())
-    if "--check" in sys.argv[1:]:
-        current = OUT.read_text() if OUT.exists() else ""
-        if current != text:
-            print(f"{OUT} is stale: run python tools/gen_etcd_descriptors.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    return 0
+    text = render(compile_descriptor_set(FILES))
+    return write_or_check(OUT, text, "tools/gen_etcd_descriptors.py")
 
 
 if __name__ == "__main__":
