@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from etcd_server import EtcdBinaries, EtcdServer, require_etcd34, require_etcd35
-from walfile import frames
+from walfile import frames, uvarint
 from walfile import segments as segment_paths
 
 import raftwal
@@ -306,17 +306,6 @@ def segments(wal_dir: Path) -> list[str]:
 ENTRY_TYPE, SNAPSHOT_TYPE = 2, 5  # walpb record types
 
 
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return v, pos
-
-
 def record_payloads(wal_dir: Path, rtype: int) -> list[bytes]:
     """The data field of every walpb.Record of type ``rtype``, in log order,
     parsed independently of raftwal."""
@@ -328,12 +317,12 @@ def record_payloads(wal_dir: Path, rtype: int) -> list[bytes]:
                 continue
             body, pos, data = raw[f.offset + 8 : f.offset + 8 + f.length], 0, b""
             while pos < len(body):
-                tag, pos = _uvarint(body, pos)
+                tag, pos = uvarint(body, pos)
                 if tag & 7 == 0:
-                    _, pos = _uvarint(body, pos)
+                    _, pos = uvarint(body, pos)
                 else:
                     assert tag == (3 << 3) | 2, tag  # data, length-delimited
-                    n, pos = _uvarint(body, pos)
+                    n, pos = uvarint(body, pos)
                     data, pos = body[pos : pos + n], pos + n
             out.append(data)
     return out

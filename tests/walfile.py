@@ -19,7 +19,8 @@ class FrameInfo(NamedTuple):
         return self.offset + 8 + self.length + self.pad
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A protobuf varint at ``pos``: (value, position after it)."""
     v = shift = 0
     while True:
         b = buf[pos]
@@ -43,7 +44,7 @@ def frames(path: Path) -> list[FrameInfo]:
         pad = (word >> 56) & 0x07 if word >> 63 else 0
         body = raw[off + 8 : off + 8 + n]
         assert body[0] == 0x08, "record must start with its type field"
-        rtype, _ = _varint(body, 1)
+        rtype, _ = uvarint(body, 1)
         out.append(FrameInfo(off, n, pad, rtype))
         off += 8 + n + pad
     return out
