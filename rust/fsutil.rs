@@ -108,6 +108,16 @@ pub fn fdatasync(f: &File) -> io::Result<()> {
     f.sync_data()
 }
 
+/// fdatasync without failpoints, for work that is only an optimisation.
+pub fn fdatasync_quiet(f: &File) -> io::Result<()> {
+    loop {
+        match f.sync_data() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// fsync a directory so that entries created or renamed in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     failpoint::hit("dirsync_before")?;

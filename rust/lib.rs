@@ -16,6 +16,7 @@ pub mod record;
 pub mod repair;
 pub mod segment;
 pub mod wal;
+pub mod zeroahead;
 
 #[cfg(feature = "python")]
 mod python;

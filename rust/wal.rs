@@ -25,6 +25,7 @@ use crate::metrics::WalStats;
 use crate::pagewriter::PageWriter;
 use crate::record::{self, EntryArena, HardState, WalSnap};
 use crate::segment;
+use crate::zeroahead::ZeroAhead;
 
 /// etcd's default segment size ("64MB": 64,000,000 bytes).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
@@ -32,12 +33,20 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
 /// Largest frame (record plus padding) etcd 3.4's reader accepts is below this.
 pub const MAX_FRAME_BODY: usize = 10 * 1024 * 1024;
 
-/// Writes to a shared file handle at its current position.
-pub struct FileSink(pub Arc<File>);
+/// Writes to the tail at its current position (`pos`), first telling the
+/// zero-ahead thread where the writer is going.
+pub struct FileSink {
+    file: Arc<File>,
+    pos: u64,
+    zero: Option<Arc<ZeroAhead>>,
+}
 
 impl Write for FileSink {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        let f = &*self.0;
+        if let Some(z) = &self.zero {
+            z.claim(self.pos + b.len() as u64);
+        }
+        let f = &*self.file;
         failpoint::write_site("write_before", b, |buf| {
             // A torn write keeps whole 512-byte sectors: what a crash or a
             // power cut leaves of a write (the rest stays as it was, zeros).
@@ -49,7 +58,8 @@ impl Write for FileSink {
             let keep = boundary.saturating_sub(pos) as usize;
             w.write_all(&buf[..keep.min(buf.len())])
         })?;
-        let n = (&*self.0).write(b)?;
+        let n = (&*self.file).write(b)?;
+        self.pos += n as u64;
         failpoint::hit("write_after")?;
         Ok(n)
     }
@@ -67,9 +77,15 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    pub fn new(file: Arc<File>, offset: u64, crc: u32) -> Self {
+    /// An encoder appending to `file`, positioned at `offset`.
+    pub fn new(file: Arc<File>, offset: u64, crc: u32, zero: Option<Arc<ZeroAhead>>) -> Self {
+        let sink = FileSink {
+            file,
+            pos: offset,
+            zero,
+        };
         Encoder {
-            pw: PageWriter::new(FileSink(file), offset),
+            pw: PageWriter::new(sink, offset),
             base: offset,
             crc,
             rec: Vec::new(),
@@ -83,7 +99,7 @@ impl Encoder {
     }
 
     pub fn file(&self) -> &Arc<File> {
-        &self.pw.get_ref().0
+        &self.pw.get_ref().file
     }
 
     pub fn encode(&mut self, rtype: i64, data: Option<&[u8]>) -> io::Result<()> {
@@ -110,6 +126,9 @@ pub fn frame_body_len(rtype: i64, data_len: Option<usize>) -> usize {
     n + (8 - n % 8) % 8
 }
 
+/// A spare segment: the file, its `N.tmp` path, and whether it is zero-filled whole.
+type Spare = (File, PathBuf, bool);
+
 /// Keeps one preallocated, locked `N.tmp` file ready for the next cut.
 ///
 /// The spare is also filled with zeros ahead of time, in the background,
@@ -120,7 +139,7 @@ pub fn frame_body_len(rtype: i64, data_len: Option<usize>) -> usize {
 /// fallocate would read back anyway, so the bytes stay etcd's. A cut that
 /// needs the spare before the filling is done takes it at once.
 struct Pipeline {
-    rx: Option<Receiver<io::Result<(File, PathBuf)>>>,
+    rx: Option<Receiver<io::Result<Spare>>>,
     handle: Option<JoinHandle<()>>,
     /// Spares asked for so far; the allocator knows how many it handed over.
     /// Counters, not flags: a flag reset by the allocator after a hand-over
@@ -136,25 +155,26 @@ struct Pipeline {
 
 /// Write zeros over `[0, size)` in 1 MiB steps and sync them, giving up
 /// early (harmlessly) when `hurry` says the file is needed now.
-fn zero_fill(f: &File, size: u64, hurry: &dyn Fn() -> bool) -> io::Result<()> {
+fn zero_fill(f: &File, size: u64, hurry: &dyn Fn() -> bool) -> io::Result<bool> {
     use std::os::unix::fs::FileExt;
     const CHUNK: usize = 1 << 20;
     let zeros = vec![0u8; CHUNK.min(size as usize)];
     let mut off = 0u64;
     while off < size {
         if hurry() {
-            return Ok(());
+            return Ok(false);
         }
         let n = (size - off).min(CHUNK as u64) as usize;
         f.write_all_at(&zeros[..n], off)?;
         off += n as u64;
     }
-    fsutil::fdatasync(f)
+    fsutil::fdatasync(f)?;
+    Ok(true)
 }
 
 impl Pipeline {
     fn start(dir: &Path, size: u64) -> Pipeline {
-        let (tx, rx) = mpsc::sync_channel::<io::Result<(File, PathBuf)>>(0);
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Spare>>(0);
         let dir = dir.to_path_buf();
         let requested = Arc::new(AtomicU64::new(0));
         let fill_for = Arc::new(AtomicU64::new(0));
@@ -175,18 +195,19 @@ impl Pipeline {
                         fsutil::preallocate(&f, size)?;
                         let hurry =
                             || r2.load(Ordering::SeqCst) > served || s2.load(Ordering::SeqCst);
+                        let mut zeroed = false;
                         while !hurry() {
                             if f2.load(Ordering::SeqCst) > served {
-                                zero_fill(&f, size, &hurry)?;
+                                zeroed = zero_fill(&f, size, &hurry)?;
                                 break;
                             }
                             std::thread::park_timeout(std::time::Duration::from_millis(200));
                         }
-                        Ok(f)
+                        Ok((f, zeroed))
                     })();
                     match made {
-                        Ok(f) => {
-                            if tx.send(Ok((f, path.clone()))).is_err() {
+                        Ok((f, zeroed)) => {
+                            if tx.send(Ok((f, path.clone(), zeroed))).is_err() {
                                 // The WAL closed: the spare is not needed.
                                 let _ = std::fs::remove_file(&path);
                                 return;
@@ -227,7 +248,7 @@ impl Pipeline {
         }
     }
 
-    fn take(&mut self) -> io::Result<(File, PathBuf)> {
+    fn take(&mut self) -> io::Result<Spare> {
         self.requested.fetch_add(1, Ordering::SeqCst);
         self.unpark();
         let got = match &self.rx {
@@ -304,6 +325,8 @@ pub struct Wal {
     held: Vec<Held>,
     enc: Option<Encoder>,
     pipeline: Option<Pipeline>,
+    /// Writes zeros ahead of the writer in a tail that was only fallocated.
+    zero: Option<Arc<ZeroAhead>>,
     metadata: Option<Vec<u8>>,
     /// The last non-empty HardState saved by this process (etcd's `w.state`).
     state: HardState,
@@ -337,6 +360,7 @@ impl Wal {
             held: Vec::new(),
             enc: None,
             pipeline: None,
+            zero: None,
             metadata: None,
             state: HardState::default(),
             enti: 0,
@@ -349,6 +373,25 @@ impl Wal {
             stats: Arc::new(WalStats::default()),
             syncing: false,
             scratch: Vec::new(),
+        }
+    }
+
+    /// An encoder appending to the tail `file` at `off`, with zeros written
+    /// ahead of it from `zeroed` on (the file's length when it is
+    /// zero-filled already).
+    fn tail_encoder(&mut self, file: Arc<File>, off: u64, crc: u32, zeroed: u64) -> Encoder {
+        let zero = self
+            .zero
+            .get_or_insert_with(|| Arc::new(ZeroAhead::start()))
+            .clone();
+        zero.retarget(&file, off, zeroed);
+        Encoder::new(file, off, crc, Some(zero))
+    }
+
+    /// Stop writing zeros into the tail (before it is truncated or closed).
+    fn detach_zeros(&self) {
+        if let Some(z) = &self.zero {
+            z.detach();
         }
     }
 
@@ -397,7 +440,7 @@ impl Wal {
                 seq: 0,
                 file: file.clone(),
             });
-            w.enc = Some(Encoder::new(file, 0, 0));
+            w.enc = Some(w.tail_encoder(file, 0, 0, 0));
             w.metadata = metadata.map(|m| m.to_vec());
             w.write(|enc| {
                 enc.encode(record::CRC, None)?;
@@ -534,7 +577,7 @@ impl Wal {
                     e,
                 ));
             }
-            self.enc = Some(Encoder::new(tail, off, dec.crc));
+            self.enc = Some(self.tail_encoder(tail, off, dec.crc, off));
             self.pipeline = Some(Pipeline::start(&self.dir, self.segment_size));
         }
         self.start = WalSnap::default();
@@ -912,6 +955,7 @@ impl Wal {
             return Err(Error::Closed("no tail segment"));
         };
         let off = self.enc.as_ref().map_or(0, |e| e.os_offset());
+        self.detach_zeros();
         failpoint::hit("cut_before_truncate")
             .and_then(|()| tail_file.set_len(off))
             .map_err(|e| self.poison(format!("truncate {tail_name}"), e))?;
@@ -925,7 +969,7 @@ impl Wal {
             Some(p) => p.take(),
             None => Err(io::Error::other("segment allocator not running")),
         };
-        let (file, tmp_path) = taken
+        let (file, tmp_path, zeroed) = taken
             .and_then(|t| failpoint::hit("cut_before_header").map(|()| t))
             .map_err(|e| self.poison(format!("allocate segment {}", fpath.display()), e))?;
         let file = Arc::new(file);
@@ -936,7 +980,8 @@ impl Wal {
             seq: next_seq,
             file: file.clone(),
         });
-        self.enc = Some(Encoder::new(file, 0, prev_crc));
+        let zeroed_to = if zeroed { self.segment_size } else { 0 };
+        self.enc = Some(self.tail_encoder(file, 0, prev_crc, zeroed_to));
         let metadata = self.metadata.clone();
         let state = self.state;
         self.write(|enc| {
@@ -999,6 +1044,7 @@ impl Wal {
         if let Some(mut p) = self.pipeline.take() {
             p.stop();
         }
+        self.detach_zeros();
     }
 
     /// etcd's `Close`: stop the allocator, sync the tail, unlock everything.
@@ -1014,6 +1060,7 @@ impl Wal {
         };
         self.closed = true;
         self.enc = None;
+        self.zero = None;
         self.held.clear();
         self.decoder = None;
         res

@@ -1,0 +1,278 @@
+//! Zeros written ahead of the writer in a tail segment that was only
+//! fallocated.
+//!
+//! On ext4 (and other extent file systems) fallocated blocks are
+//! "unwritten": the first fdatasync after data lands in one must also
+//! commit the extent's conversion to the journal, which for saves of a few
+//! KiB and more costs about as much as the data write itself. A background
+//! thread therefore keeps writing zeros (and syncing them) a few MiB ahead
+//! of the writer, so that the writer's syncs land in blocks that are
+//! already written and need no metadata. Zeros are what the file reads as
+//! there anyway, so the bytes stay etcd's.
+//!
+//! The thread never writes below the writer's claimed end plus a margin,
+//! and a writer about to enter a range being zeroed waits for it; so no
+//! zero ever lands on a record.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::fsutil;
+
+const PAGE: u64 = 4096;
+
+fn page_down(x: u64) -> u64 {
+    x / PAGE * PAGE
+}
+
+fn page_up(x: u64) -> u64 {
+    x.div_ceil(PAGE) * PAGE
+}
+
+/// Writes zeros ahead of the writer in the tail segment.
+pub struct ZeroAhead {
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    st: Mutex<ZState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct ZState {
+    target: Option<Target>,
+    /// A range being zeroed right now (the writer must not enter it).
+    busy: Option<(u64, u64)>,
+    /// The filler is waiting for work.
+    idle: bool,
+    stop: bool,
+}
+
+struct Target {
+    file: Arc<File>,
+    /// The writer's end: no zeros are written below it.
+    claimed: u64,
+    /// Zeros are written (and synced) up to here.
+    zeroed: u64,
+    /// Zeros stop at the file's preallocated length.
+    limit: u64,
+    /// Where the writer was when this segment became the tail.
+    base: u64,
+}
+
+impl Target {
+    /// How far ahead to zero: as much as the writer has written in this
+    /// segment (so a WAL that writes little costs little), within bounds.
+    fn ahead(&self) -> u64 {
+        (self.claimed - self.base).clamp(MIN_AHEAD, AHEAD)
+    }
+}
+
+/// Zeros go this far ahead of the writer, in chunks of `CHUNK`, starting
+/// `SLACK` past its end (so the writer rarely waits for a chunk).
+const AHEAD: u64 = 4 << 20;
+const MIN_AHEAD: u64 = 256 << 10;
+const CHUNK: u64 = 1 << 20;
+const SLACK: u64 = 64 << 10;
+
+impl ZeroAhead {
+    pub fn start() -> ZeroAhead {
+        let shared = Arc::new(Shared {
+            st: Mutex::new(ZState::default()),
+            cv: Condvar::new(),
+        });
+        let s2 = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("raftwal-zero-ahead".into())
+            .spawn(move || s2.run())
+            .ok();
+        ZeroAhead { shared, handle }
+    }
+
+    /// Fill the new tail `file` ahead of offset `from`; `zeroed` is where
+    /// zeros already written end (the file's length when the segment
+    /// allocator filled it whole).
+    pub fn retarget(&self, file: &Arc<File>, from: u64, zeroed: u64) {
+        let limit = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut st = self.shared.wait_idle_range();
+        st.target = Some(Target {
+            file: file.clone(),
+            claimed: from,
+            zeroed: zeroed.max(from),
+            limit: page_down(limit),
+            base: from,
+        });
+    }
+
+    /// Stop filling the current tail (before it is truncated or closed).
+    pub fn detach(&self) {
+        let mut st = self.shared.wait_idle_range();
+        st.target = None;
+    }
+
+    /// The writer is about to write up to `end`: wait while zeros are being
+    /// written there, and wake the filler when it should run ahead.
+    pub fn claim(&self, end: u64) {
+        let mut st = self.shared.lock();
+        loop {
+            match st.busy {
+                Some((a, _)) if page_up(end) > a => {
+                    st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                _ => break,
+            }
+        }
+        let wake = match st.target.as_mut() {
+            Some(t) => {
+                t.claimed = t.claimed.max(end);
+                t.zeroed < t.limit && t.zeroed < t.claimed + t.ahead() / 2
+            }
+            None => false,
+        };
+        if wake && st.idle {
+            self.shared.cv.notify_all();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, ZState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state, once no range is being zeroed.
+    fn wait_idle_range(&self) -> MutexGuard<'_, ZState> {
+        let mut st = self.lock();
+        while st.busy.is_some() {
+            st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st
+    }
+
+    fn run(&self) {
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut st = self.lock();
+        loop {
+            if st.stop {
+                return;
+            }
+            let next = st.target.as_ref().and_then(|t| {
+                let lo = t.zeroed.max(page_up(t.claimed + SLACK));
+                let hi = (lo + CHUNK.min(t.ahead())).min(t.limit);
+                (lo < hi && lo < t.claimed + t.ahead()).then(|| (lo, hi, t.file.clone()))
+            });
+            let Some((lo, hi, file)) = next else {
+                st.idle = true;
+                st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.idle = false;
+                continue;
+            };
+            st.busy = Some((lo, hi));
+            drop(st);
+            let written = file.write_all_at(&zeros[..(hi - lo) as usize], lo);
+            // Once in the page cache, the zeros may be overwritten by the
+            // writer: the sync that follows no longer needs the range.
+            st = self.lock();
+            st.busy = None;
+            self.cv.notify_all();
+            drop(st);
+            let done = written.and_then(|()| fsutil::fdatasync_quiet(&file));
+            st = self.lock();
+            if let Some(t) = st.target.as_mut().filter(|t| Arc::ptr_eq(&t.file, &file)) {
+                // On an error, give up on this segment: zeros are only an
+                // optimisation.
+                t.zeroed = if done.is_ok() { hi } else { t.limit };
+            }
+            self.cv.notify_all();
+        }
+    }
+}
+
+impl Drop for ZeroAhead {
+    fn drop(&mut self) {
+        {
+            let mut st = self.shared.lock();
+            st.stop = true;
+            self.shared.cv.notify_all();
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl ZeroAhead {
+        /// Where zeros written by the thread end in the current tail.
+        fn zeroed_to(&self) -> Option<u64> {
+            self.shared.lock().target.as_ref().map(|t| t.zeroed)
+        }
+    }
+
+    #[test]
+    fn zeros_never_land_on_written_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let f = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap(),
+        );
+        let size = 24u64 << 20;
+        fsutil::preallocate(&f, size).unwrap();
+        let z = ZeroAhead::start();
+        z.retarget(&f, 0, 0);
+        // Writes of odd sizes, some larger than the gap the thread keeps.
+        let mut off = 0u64;
+        let mut n = 0u64;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        while off < size - (1 << 20) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let len = 1 + rng % if n % 7 == 0 { 200_000 } else { 3000 };
+            let buf: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+            z.claim(off + len);
+            f.write_all_at(&buf, off).unwrap();
+            off += len;
+            n += 1;
+        }
+        // The thread got ahead of the writer at some point.
+        let mut waited = 0;
+        while z.zeroed_to().unwrap() <= off && waited < 500 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited += 1;
+        }
+        assert!(z.zeroed_to().unwrap() > off);
+        z.detach();
+        let mut back = vec![0u8; off as usize];
+        f.read_exact_at(&mut back, 0).unwrap();
+        // Rebuild what was written and compare.
+        let mut pos = 0usize;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut n = 0u64;
+        while (pos as u64) < off {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let len = 1 + rng % if n % 7 == 0 { 200_000 } else { 3000 };
+            for i in 0..len as usize {
+                assert_eq!(back[pos + i], (i % 251) as u8 + 1, "byte {} lost", pos + i);
+            }
+            pos += len as usize;
+            n += 1;
+        }
+        assert_eq!(f.metadata().unwrap().len(), size);
+    }
+}
