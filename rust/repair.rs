@@ -141,11 +141,11 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
             Err(stop) => return Err(stop_error(stop, &dec, dir)),
         };
         let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
-        let data = f.rec.data.map(|d| d.to_vec());
+        let data = f.rec.data;
         let file = || paths[seg].clone();
         match rtype {
             record::ENTRY => {
-                let e = record::decode_entry(data.as_deref().unwrap_or(&[])).map_err(|err| {
+                let e = record::decode_entry(data.unwrap_or(&[])).map_err(|err| {
                     Error::Corrupt {
                         file: file(),
                         offset,
@@ -167,7 +167,7 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
             }
             record::STATE => {
                 state =
-                    record::decode_hard_state(data.as_deref().unwrap_or(&[])).map_err(|err| {
+                    record::decode_hard_state(data.unwrap_or(&[])).map_err(|err| {
                         Error::Corrupt {
                             file: file(),
                             offset,
@@ -176,18 +176,18 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
                     })?;
             }
             record::METADATA => match &metadata {
-                Some(prev) if *prev != data => {
+                Some(prev) if prev.as_deref() != data => {
                     return Err(Error::MetadataConflict {
                         file: file(),
                         offset,
                     })
                 }
                 Some(_) => {}
-                None => metadata = Some(data),
+                None => metadata = Some(data.map(|d| d.to_vec())),
             },
             record::CRC => check_chain(&mut dec, rcrc, file(), offset)?,
             record::SNAPSHOT => {
-                let s = record::decode_wal_snap(data.as_deref().unwrap_or(&[])).map_err(|err| {
+                let s = record::decode_wal_snap(data.unwrap_or(&[])).map_err(|err| {
                     Error::Corrupt {
                         file: file(),
                         offset,
