@@ -145,13 +145,12 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
         let file = || paths[seg].clone();
         match rtype {
             record::ENTRY => {
-                let e = record::decode_entry(data.unwrap_or(&[])).map_err(|err| {
-                    Error::Corrupt {
+                let e =
+                    record::decode_entry(data.unwrap_or(&[])).map_err(|err| Error::Corrupt {
                         file: file(),
                         offset,
                         what: format!("entry data: {err}"),
-                    }
-                })?;
+                    })?;
                 if e.index > snap.index {
                     let expected = next_index.unwrap_or(snap.index + 1);
                     if e.index > expected {
@@ -166,14 +165,13 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
                 }
             }
             record::STATE => {
-                state =
-                    record::decode_hard_state(data.unwrap_or(&[])).map_err(|err| {
-                        Error::Corrupt {
-                            file: file(),
-                            offset,
-                            what: format!("hard state: {err}"),
-                        }
-                    })?;
+                state = record::decode_hard_state(data.unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
+                        file: file(),
+                        offset,
+                        what: format!("hard state: {err}"),
+                    }
+                })?;
             }
             record::METADATA => match &metadata {
                 Some(prev) if prev.as_deref() != data => {
@@ -187,13 +185,12 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
             },
             record::CRC => check_chain(&mut dec, rcrc, file(), offset)?,
             record::SNAPSHOT => {
-                let s = record::decode_wal_snap(data.unwrap_or(&[])).map_err(|err| {
-                    Error::Corrupt {
+                let s =
+                    record::decode_wal_snap(data.unwrap_or(&[])).map_err(|err| Error::Corrupt {
                         file: file(),
                         offset,
                         what: format!("snapshot: {err}"),
-                    }
-                })?;
+                    })?;
                 if s.index == snap.index {
                     if s.term != snap.term {
                         return Err(Error::SnapshotMismatch {

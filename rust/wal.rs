@@ -25,7 +25,7 @@ use crate::metrics::WalStats;
 use crate::pagewriter::PageWriter;
 use crate::record::{self, EntryArena, HardState, WalSnap};
 use crate::segment;
-use crate::zeroahead::ZeroAhead;
+use crate::zeroahead::{self, ZeroAhead};
 
 /// etcd's default segment size ("64MB": 64,000,000 bytes).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
@@ -380,6 +380,9 @@ impl Wal {
     /// ahead of it from `zeroed` on (the file's length when it is
     /// zero-filled already).
     fn tail_encoder(&mut self, file: Arc<File>, off: u64, crc: u32, zeroed: u64) -> Encoder {
+        if !zeroahead::enabled_by_env() {
+            return Encoder::new(file, off, crc, None);
+        }
         let zero = self
             .zero
             .get_or_insert_with(|| Arc::new(ZeroAhead::start()))

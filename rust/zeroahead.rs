@@ -23,6 +23,15 @@ use crate::fsutil;
 
 const PAGE: u64 = 4096;
 
+/// On unless `RAFTWAL_ZERO_AHEAD=0` (for file systems where writing zeros
+/// ahead buys nothing, such as copy-on-write ones).
+pub fn enabled_by_env() -> bool {
+    !matches!(
+        std::env::var("RAFTWAL_ZERO_AHEAD").as_deref(),
+        Ok("0" | "off" | "false" | "no")
+    )
+}
+
 fn page_down(x: u64) -> u64 {
     x / PAGE * PAGE
 }
