@@ -211,7 +211,7 @@ pub struct EntryMeta {
 
 /// Decoded entries with their data packed in one buffer: no allocation per
 /// entry while a log is replayed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct EntryArena {
     pub metas: Vec<EntryMeta>,
     pub bytes: Vec<u8>,

@@ -303,6 +303,38 @@ pub trait EntrySink {
 /// Arena size at which replayed entries are handed to a sink.
 pub const SINK_CHUNK: usize = 4 << 20;
 
+/// What a replay on a helper thread hands to the sink's thread.
+enum Handed {
+    Take(EntryArena),
+    Truncate(usize),
+}
+
+/// The helper thread's sink: forwards every call, in order.
+struct Forward {
+    tx: mpsc::SyncSender<Handed>,
+    chunk: usize,
+}
+
+impl Forward {
+    fn send(&self, h: Handed) -> Result<()> {
+        self.tx
+            .send(h)
+            .map_err(|_| Error::Invalid("the entry sink stopped".into()))
+    }
+}
+
+impl EntrySink for Forward {
+    fn take(&mut self, arena: &EntryArena) -> Result<()> {
+        self.send(Handed::Take(arena.clone()))
+    }
+    fn truncate(&mut self, n: usize) -> Result<()> {
+        self.send(Handed::Truncate(n))
+    }
+    fn chunk_bytes(&self) -> usize {
+        self.chunk
+    }
+}
+
 /// What `read_all` returns.
 pub struct ReadResult {
     pub metadata: Option<Vec<u8>>,
@@ -585,6 +617,48 @@ impl Wal {
         }
         self.start = WalSnap::default();
         res
+    }
+
+    /// `read_all_with`, the replay (reading, CRC chain, decoding) running
+    /// on a helper thread while `sink` takes the chunks on this one, so
+    /// that decoding overlaps with building the caller's objects.
+    pub fn read_all_overlapped(&mut self, sink: &mut dyn EntrySink) -> Result<ReadResult> {
+        let chunk = sink.chunk_bytes();
+        // Two chunks in flight: the sink never waits for the decoder
+        // unless the decoder is the slower one.
+        let (tx, rx) = mpsc::sync_channel::<Handed>(2);
+        std::thread::scope(|s| {
+            let wal = &mut *self;
+            let helper = std::thread::Builder::new()
+                .name("raftwal-replay".into())
+                .spawn_scoped(s, move || {
+                    wal.read_all_with(Some(&mut Forward { tx, chunk }))
+                });
+            let helper = match helper {
+                Ok(h) => h,
+                Err(e) => return Err(Error::io("cannot start the replay thread", e)),
+            };
+            let mut failed = None;
+            for h in rx.iter() {
+                let r = match h {
+                    Handed::Take(arena) => sink.take(&arena),
+                    Handed::Truncate(n) => sink.truncate(n),
+                };
+                if let Err(e) = r {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            // A replay still sending finds the channel closed and stops.
+            drop(rx);
+            let res = helper
+                .join()
+                .unwrap_or_else(|_| Err(Error::Invalid("the replay thread panicked".into())));
+            match failed {
+                Some(e) => Err(e),
+                None => res,
+            }
+        })
     }
 
     fn replay(
@@ -1195,6 +1269,47 @@ mod tests {
             .collect()
     }
 
+    /// Fails on its second chunk.
+    struct Failing(usize);
+
+    impl EntrySink for Failing {
+        fn take(&mut self, _: &EntryArena) -> Result<()> {
+            self.0 += 1;
+            if self.0 == 2 {
+                return Err(Error::Invalid("sink failed".into()));
+            }
+            Ok(())
+        }
+        fn truncate(&mut self, _: usize) -> Result<()> {
+            Ok(())
+        }
+        fn chunk_bytes(&self) -> usize {
+            10
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_stops_an_overlapped_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 500, |_| 100);
+        w.close().unwrap();
+        let mut r = Wal::open(&d, WalSnap::default(), true, 1 << 20).unwrap();
+        let err = r.read_all_overlapped(&mut Failing(0)).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            Error::Invalid("sink failed".into()).to_string()
+        );
+        // The WAL gave up: it can only be closed.
+        let hs = HardState {
+            term: 1,
+            vote: 0,
+            commit: 1,
+        };
+        assert!(r.save(&hs, &[], true).is_err());
+    }
+
     #[test]
     fn a_sink_sees_the_same_log_as_a_whole_replay() {
         let dir = tempfile::tempdir().unwrap();
@@ -1219,6 +1334,16 @@ mod tests {
             let res = r.read_all_with(Some(&mut sink)).unwrap();
             sink.take(&res.entries).unwrap();
             assert_eq!(sink.got, flat(&want), "chunk {chunk}");
+            assert_eq!(res.last_index, 20);
+            // The same, with the replay on a helper thread.
+            let mut r = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
+            let mut sink = Collect {
+                got: Vec::new(),
+                chunk,
+            };
+            let res = r.read_all_overlapped(&mut sink).unwrap();
+            sink.take(&res.entries).unwrap();
+            assert_eq!(sink.got, flat(&want), "overlapped, chunk {chunk}");
             assert_eq!(res.last_index, 20);
         }
     }

@@ -340,7 +340,7 @@ impl PyWal {
         };
         let res = py.detach(|| {
             let mut w = self.lock();
-            let r = w.read_all_with(Some(&mut sink))?;
+            let r = w.read_all_overlapped(&mut sink)?;
             let idx = r.last_index.max(w.durable_index);
             let seq = w.seq;
             w.mark_durable(seq, idx);
