@@ -75,7 +75,8 @@ def test_compare_tiny(tmp_path: Path) -> None:
     for per in result["sweep"].values():
         assert set(per) == {"1", "100"}
     etcd_rows = [r for (_, m), r in rows.items() if "etcd Go" in m]
-    assert len(etcd_rows) == 4  # 1 x 100 B, 100 x 100 B, recovery, decoding
+    # 1 x 100 B, 100 x 100 B, recovery, decoding in Rust and into Python entries
+    assert len(etcd_rows) == 5
     assert all((r["ratio"] is not None) == etcd_available for r in etcd_rows)
 
     if _has("matplotlib"):
