@@ -358,9 +358,9 @@ class RawSystem(System):
     """os.pwrite of as many bytes as the WAL appends per save, then
     os.fdatasync. ``zeroed``: on a file already filled with zeros and synced
     (no block allocation or extent conversion left to do): the disk's limit.
-    Otherwise on a fresh file preallocated with fallocate, as etcd and
-    raftwal preallocate segments (its extents start unwritten, so a sync
-    after writing a new block also commits the conversion)."""
+    Otherwise on a fresh file preallocated with fallocate, as etcd
+    preallocates segments (its extents start unwritten, so a sync after
+    writing a new block also commits the conversion)."""
 
     def __init__(self, workdir: Path, zeroed: bool, size: int) -> None:
         self._zeroed = zeroed
@@ -1292,8 +1292,9 @@ def report_markdown(
         "`os.pwrite` + `os.fdatasync` of as many bytes as the WAL appends per save, on a "
         "preallocated file already filled with zeros (the disk's limit: no block allocation "
         "or extent conversion) and on a fresh file preallocated with `fallocate`, as etcd "
-        "and raftwal preallocate segments (its extents start unwritten, so a sync after "
-        "writing a new block also commits their conversion); and a pure-Python encoder of the same WAL format (frames, "
+        "preallocates segments (its extents start unwritten, so a sync after writing a new "
+        "block also commits their conversion; raftwal writes zeros ahead of its writer "
+        "instead); and a pure-Python encoder of the same WAL format (frames, "
         "padding, `walpb.Record`, CRC32C chaining, one `os.write` + `os.fdatasync` per batch) "
         + (
             "whose CRC is `raftwal.crc32c` (native), so it measures Python's framing and "
@@ -1307,8 +1308,9 @@ def report_markdown(
         "Recovery times `raftwal.open(data_dir)` (the full restart: snapshot lookup, WAL "
         "replay, MemoryStorage) until `entries()` serves the last entry, against etcd's "
         "`wal.OpenForRead` + `ReadAll` of the same directory, which raftwal wrote. Decoding "
-        "times `WAL.open_for_read` + `read_all` (CRC chain verified) and counts entry payload "
-        "bytes; both reads are served from the page cache. GB means 10⁹ bytes.",
+        "times `raftwal.verify` (the Rust decoder alone) and `WAL.open_for_read` + `read_all` "
+        "(the same plus a Python entry each; CRC chain verified in both) and counts entry "
+        "payload bytes; all reads are served from the page cache. GB means 10⁹ bytes.",
         "",
     ]
     if skipped:
