@@ -92,13 +92,16 @@ def unwritten_extents(tmp_path: Path) -> None:
         pytest.skip("this file system does not keep fallocated blocks unwritten")
 
 
+PAYLOAD = b"\x5a" * 1000
+
+
 def save_mib(w: WAL, mib: int) -> None:
     """About ``mib`` MiB of entries, 100 entries of 1000 B per synced save."""
     index = 1
     for _ in range(mib * 1024 * 1024 // (100 * 1000)):
         w.save(
             HardState(1, 1, index + 99),
-            [Entry(term=1, index=i, data=bytes(1000)) for i in range(index, index + 100)],
+            [Entry(term=1, index=i, data=PAYLOAD) for i in range(index, index + 100)],
         )
         index += 100
 
@@ -123,7 +126,7 @@ def test_zeros_are_written_just_ahead_of_the_writer(
     with WAL.open_for_read(tmp_path / "wal") as r:
         _, hs, ents = r.read_all()
     assert hs.commit == ents[-1].index and len(ents) == ents[-1].index
-    assert all(e.data == bytes(1000) for e in ents)
+    assert all(e.data == PAYLOAD for e in ents)
 
 
 def test_zero_ahead_can_be_turned_off(
