@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::record::{self, HardState, WalSnap};
 use crate::segment;
-use crate::wal::stop_error;
+use crate::wal::{check_chain, stop_error, Seen};
 
 fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
     names
@@ -35,14 +35,6 @@ fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
 }
 
 /// Check a CRC record against the chain and reseed it, as every reader does.
-fn check_chain(dec: &mut Decoder, crc: u32, file: String, offset: u64) -> Result<()> {
-    if dec.crc != 0 && dec.crc != crc {
-        return Err(Error::CrcMismatch { file, offset });
-    }
-    dec.crc = crc;
-    Ok(())
-}
-
 /// Copy the segment at `path` to `<path>.broken`, then truncate it (open
 /// and locked as `file`) to `len` bytes and fsync it.
 fn cut_keeping_copy(path: &Path, file: &File, len: u64) -> Result<()> {
@@ -130,9 +122,7 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
         .collect();
     let mut dec = Decoder::new(inputs);
     dec.check_trailing_zeros = true;
-    let mut metadata: Option<Option<Vec<u8>>> = None;
-    let mut state = HardState::default();
-    let mut matched = false;
+    let mut seen = Seen::default();
     let mut next_index: Option<u64> = None;
     loop {
         let f = match dec.next_frame() {
@@ -164,51 +154,8 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
                     next_index = Some(e.index + 1);
                 }
             }
-            record::STATE => {
-                state = record::decode_hard_state(data.unwrap_or(&[])).map_err(|err| {
-                    Error::Corrupt {
-                        file: file(),
-                        offset,
-                        what: format!("hard state: {err}"),
-                    }
-                })?;
-            }
-            record::METADATA => match &metadata {
-                Some(prev) if prev.as_deref() != data => {
-                    return Err(Error::MetadataConflict {
-                        file: file(),
-                        offset,
-                    })
-                }
-                Some(_) => {}
-                None => metadata = Some(data.map(|d| d.to_vec())),
-            },
             record::CRC => check_chain(&mut dec, rcrc, file(), offset)?,
-            record::SNAPSHOT => {
-                let s =
-                    record::decode_wal_snap(data.unwrap_or(&[])).map_err(|err| Error::Corrupt {
-                        file: file(),
-                        offset,
-                        what: format!("snapshot: {err}"),
-                    })?;
-                if s.index == snap.index {
-                    if s.term != snap.term {
-                        return Err(Error::SnapshotMismatch {
-                            index: s.index,
-                            term: snap.term,
-                            found: s.term,
-                        });
-                    }
-                    matched = true;
-                }
-            }
-            t => {
-                return Err(Error::UnknownRecordType {
-                    file: file(),
-                    offset,
-                    rtype: t,
-                })
-            }
+            rtype => seen.record(rtype, data, snap, &file, offset)?,
         }
     }
     if let Some((seg, offset)) = dec.dirty_tail {
@@ -218,13 +165,8 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
             what: "non-zero bytes after the end of the log".into(),
         });
     }
-    if !matched {
-        return Err(Error::SnapshotNotFound {
-            index: snap.index,
-            term: snap.term,
-        });
-    }
-    Ok(state)
+    seen.finish(snap)?;
+    Ok(seen.state)
 }
 
 /// etcd's `ValidSnapshotEntries`: every snapshot record in every segment

@@ -687,8 +687,7 @@ impl Wal {
         mut sink: Option<&mut dyn EntrySink>,
     ) -> Result<ReadResult> {
         let start = self.start.clone();
-        let mut metadata: Option<Option<Vec<u8>>> = None;
-        let mut state = HardState::default();
+        let mut seen = Seen::default();
         // Entry data cannot outgrow the files it comes from: reserve that
         // (untouched pages of the reservation cost no memory). With a sink
         // the arena is emptied every SINK_CHUNK bytes and reused.
@@ -702,12 +701,10 @@ impl Wal {
         let mut entries = EntryArena::with_capacity(reserve);
         // Entries already handed to the sink; the arena holds the ones after.
         let mut taken = 0usize;
-        let mut matched = false;
-        // Entries at or below the start index seen so far, and the index of
-        // the newest snapshot record (entries at or below it were compacted
+        // Entries at or below the start index seen so far (and in `seen`,
+        // the newest snapshot record: entries at or below it were compacted
         // when written, so they changed nothing).
         let mut below = Below::default();
-        let mut floor = 0u64;
         let dir = self.dir.clone();
         let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
         loop {
@@ -775,7 +772,7 @@ impl Wal {
                         // restart, behind a snapshot of a newer term.
                         let term = entries.metas.last().map_or(0, |m| m.term);
                         entries.truncate(before);
-                        if below.overwrites(index, term) && index > floor {
+                        if below.overwrites(index, term) && index > seen.floor {
                             if taken > 0 {
                                 if let Some(s) = sink.as_deref_mut() {
                                     s.truncate(0)?;
@@ -794,79 +791,25 @@ impl Wal {
                         }
                     }
                 }
-                record::STATE => {
-                    state = record::decode_hard_state(frame.rec.data.unwrap_or(&[])).map_err(
-                        |err| Error::Corrupt {
-                            file: names[seg].clone(),
-                            offset,
-                            what: format!("hard state: {err}"),
-                        },
-                    )?;
-                }
-                record::METADATA => {
-                    let md = frame.rec.data.map(|d| d.to_vec());
-                    if let Some(prev) = &metadata {
-                        if *prev != md {
-                            return Err(Error::MetadataConflict {
-                                file: names[seg].clone(),
-                                offset,
-                            });
-                        }
-                    } else {
-                        metadata = Some(md);
-                    }
-                }
                 record::CRC => {
-                    let c = frame.rec.crc;
-                    if dec.crc != 0 && dec.crc != c {
-                        return Err(Error::CrcMismatch {
-                            file: names[seg].clone(),
-                            offset,
-                        });
-                    }
-                    dec.crc = c;
+                    let crc = frame.rec.crc;
+                    check_chain(dec, crc, names[seg].clone(), offset)?;
                 }
-                record::SNAPSHOT => {
-                    let s =
-                        record::decode_wal_snap(frame.rec.data.unwrap_or(&[])).map_err(|err| {
-                            Error::Corrupt {
-                                file: names[seg].clone(),
-                                offset,
-                                what: format!("snapshot: {err}"),
-                            }
-                        })?;
-                    floor = floor.max(s.index);
-                    if s.index == start.index {
-                        if s.term != start.term {
-                            return Err(Error::SnapshotMismatch {
-                                index: s.index,
-                                term: start.term,
-                                found: s.term,
-                            });
-                        }
-                        matched = true;
-                    }
-                }
-                t => {
-                    return Err(Error::UnknownRecordType {
-                        file: names[seg].clone(),
-                        offset,
-                        rtype: t,
-                    });
-                }
+                rtype => seen.record(
+                    rtype,
+                    frame.rec.data,
+                    &start,
+                    &|| names[seg].clone(),
+                    offset,
+                )?,
             }
         }
-        if !matched {
-            return Err(Error::SnapshotNotFound {
-                index: start.index,
-                term: start.term,
-            });
-        }
-        self.metadata = metadata.clone().flatten();
+        seen.finish(&start)?;
+        self.metadata = seen.metadata.clone().flatten();
         let last_index = start.index + (taken + entries.len()) as u64;
         Ok(ReadResult {
-            metadata: metadata.flatten(),
-            state,
+            metadata: seen.metadata.flatten(),
+            state: seen.state,
             entries,
             last_index,
             segments: dec.inputs.iter().map(|i| i.name.clone()).collect(),
@@ -1230,6 +1173,99 @@ fn create_dir_all(p: &Path) -> Result<()> {
 }
 
 /// Turn a decoder stop into the error it stands for.
+/// A crc record: it must carry the chain's value so far (unless the chain
+/// has not started), and the chain goes on from it.
+pub(crate) fn check_chain(dec: &mut Decoder, crc: u32, file: String, offset: u64) -> Result<()> {
+    if dec.crc != 0 && dec.crc != crc {
+        return Err(Error::CrcMismatch { file, offset });
+    }
+    dec.crc = crc;
+    Ok(())
+}
+
+/// What a walk over a log's records learns besides its entries, with the
+/// checks etcd's `ReadAll` makes on the way (shared by replay and verify).
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// The metadata of the first metadata record (None: none seen yet).
+    pub metadata: Option<Option<Vec<u8>>>,
+    /// The last HardState.
+    pub state: HardState,
+    /// The record of the snapshot the walk starts at was found.
+    pub matched: bool,
+    /// Index of the newest snapshot record so far.
+    pub floor: u64,
+}
+
+impl Seen {
+    /// Take a HardState, metadata or snapshot record; any other type but
+    /// entries and crc records (which the caller handles) is unknown.
+    pub fn record(
+        &mut self,
+        rtype: i64,
+        data: Option<&[u8]>,
+        start: &WalSnap,
+        file: &dyn Fn() -> String,
+        offset: u64,
+    ) -> Result<()> {
+        let corrupt = |what: &str, err: record::DecodeError| Error::Corrupt {
+            file: file(),
+            offset,
+            what: format!("{what}: {err}"),
+        };
+        let payload = data.unwrap_or(&[]);
+        match rtype {
+            record::STATE => {
+                self.state =
+                    record::decode_hard_state(payload).map_err(|e| corrupt("hard state", e))?;
+            }
+            record::METADATA => match &self.metadata {
+                Some(prev) if prev.as_deref() != data => {
+                    return Err(Error::MetadataConflict {
+                        file: file(),
+                        offset,
+                    })
+                }
+                Some(_) => {}
+                None => self.metadata = Some(data.map(<[u8]>::to_vec)),
+            },
+            record::SNAPSHOT => {
+                let s = record::decode_wal_snap(payload).map_err(|e| corrupt("snapshot", e))?;
+                self.floor = self.floor.max(s.index);
+                if s.index == start.index {
+                    if s.term != start.term {
+                        return Err(Error::SnapshotMismatch {
+                            index: s.index,
+                            term: start.term,
+                            found: s.term,
+                        });
+                    }
+                    self.matched = true;
+                }
+            }
+            t => {
+                return Err(Error::UnknownRecordType {
+                    file: file(),
+                    offset,
+                    rtype: t,
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the walk: the start snapshot's record must have been seen.
+    pub fn finish(&self, start: &WalSnap) -> Result<()> {
+        if !self.matched {
+            return Err(Error::SnapshotNotFound {
+                index: start.index,
+                term: start.term,
+            });
+        }
+        Ok(())
+    }
+}
+
 pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
     let path = |seg: usize| {
         dec.inputs
