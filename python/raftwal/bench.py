@@ -321,19 +321,23 @@ def _timed_loop(save: Callable[[int], None], batch: int, seconds: float) -> tupl
             return done, now - start
 
 
+def _timed_saves(
+    save: Callable[[HardState, list[Entry]], None], batch: int, seconds: float
+) -> tuple[int, float]:
+    """``_timed_loop`` over ``save(HardState, entries)`` of a WAL-like store."""
+    data = bytes(ENTRY_SIZE)
+    return _timed_loop(
+        lambda i: save(HardState(1, 1, i + batch - 1), _entries(i, batch, data)), batch, seconds
+    )
+
+
 class RaftwalSystem(System):
     key = "raftwal"
     label = "raftwal WAL.save"
 
     def slice(self, path: Path, batch: int, seconds: float) -> tuple[int, float]:
-        data = bytes(ENTRY_SIZE)
         with WAL.create(path, None) as w:
-            save = w.save
-            return _timed_loop(
-                lambda i: save(HardState(1, 1, i + batch - 1), _entries(i, batch, data)),
-                batch,
-                seconds,
-            )
+            return _timed_saves(w.save, batch, seconds)
 
 
 class PurePythonSystem(System):
@@ -344,14 +348,8 @@ class PurePythonSystem(System):
         self.label = f"pure-Python encoder ({'table' if crc == 'table' else 'native'} CRC)"
 
     def slice(self, path: Path, batch: int, seconds: float) -> tuple[int, float]:
-        data = bytes(ENTRY_SIZE)
         with PyWal(path, None, crc=self._crc) as w:
-            save = w.save
-            return _timed_loop(
-                lambda i: save(HardState(1, 1, i + batch - 1), _entries(i, batch, data)),
-                batch,
-                seconds,
-            )
+            return _timed_saves(w.save, batch, seconds)
 
 
 class RawSystem(System):
