@@ -120,8 +120,19 @@ pub fn fdatasync_quiet(f: &File) -> io::Result<()> {
 
 /// fsync a directory so that entries created or renamed in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    sync_dir_handle(&open_dir(dir)?)
+}
+
+/// A directory opened for `sync_dir_handle` (a writer keeps its WAL
+/// directory open, so a cut needs no new descriptor).
+pub fn open_dir(dir: &Path) -> io::Result<File> {
+    File::open(dir)
+}
+
+/// fsync an open directory, making renames and creations in it durable.
+pub fn sync_dir_handle(dir: &File) -> io::Result<()> {
     failpoint::hit("dirsync_before")?;
-    File::open(dir)?.sync_all()
+    dir.sync_all()
 }
 
 pub fn create_locked(path: &Path, block: bool) -> io::Result<Option<File>> {

@@ -201,7 +201,11 @@ impl Pipeline {
                                 zeroed = zero_fill(&f, size, &hurry)?;
                                 break;
                             }
-                            std::thread::park_timeout(std::time::Duration::from_millis(200));
+                            // Every change `hurry` or the fill request look
+                            // at comes with an unpark (`take`, `progress`,
+                            // `stop`), and an unpark that comes first makes
+                            // this return at once: sleep until there is work.
+                            std::thread::park();
                         }
                         Ok((f, zeroed))
                     })();
@@ -377,6 +381,9 @@ pub struct Wal {
     held: Vec<Held>,
     enc: Option<Encoder>,
     pipeline: Option<Pipeline>,
+    /// The WAL directory, open while writing: a cut fsyncs it without
+    /// needing a new descriptor (which could fail with EMFILE).
+    dir_file: Option<File>,
     /// Writes zeros ahead of the writer in a tail that was only fallocated.
     zero: Option<Arc<ZeroAhead>>,
     metadata: Option<Vec<u8>>,
@@ -412,6 +419,7 @@ impl Wal {
             held: Vec::new(),
             enc: None,
             pipeline: None,
+            dir_file: None,
             zero: None,
             metadata: None,
             state: HardState::default(),
@@ -441,6 +449,16 @@ impl Wal {
             .clone();
         zero.retarget(&file, off, zeroed);
         Encoder::new(file, off, crc, Some(zero))
+    }
+
+    /// Ready to append: the directory held open for cuts and the spare
+    /// segment allocator running.
+    fn start_writing(&mut self) -> Result<()> {
+        let d = fsutil::open_dir(&self.dir)
+            .map_err(|e| Error::io(format!("cannot open {}", self.dir.display()), e))?;
+        self.dir_file = Some(d);
+        self.pipeline = Some(Pipeline::start(&self.dir, self.segment_size));
+        Ok(())
     }
 
     /// Stop writing zeros into the tail (before it is truncated or closed).
@@ -526,7 +544,7 @@ impl Wal {
             fsutil::sync_dir(parent)
                 .map_err(|e| Error::io(format!("cannot fsync {}", parent.display()), e))?;
         }
-        w.pipeline = Some(Pipeline::start(&dir, segment_size));
+        w.start_writing()?;
         Ok(w)
     }
 
@@ -633,7 +651,10 @@ impl Wal {
                 ));
             }
             self.enc = Some(self.tail_encoder(tail, off, dec.crc, off));
-            self.pipeline = Some(Pipeline::start(&self.dir, self.segment_size));
+            if let Err(e) = self.start_writing() {
+                self.read_failed = true;
+                return Err(e);
+            }
         }
         self.start = WalSnap::default();
         res
@@ -1067,7 +1088,10 @@ impl Wal {
             )
         })?;
         failpoint::hit("cut_after_rename")
-            .and_then(|()| fsutil::sync_dir(&self.dir))
+            .and_then(|()| match &self.dir_file {
+                Some(d) => fsutil::sync_dir_handle(d),
+                None => fsutil::sync_dir(&self.dir),
+            })
             .map_err(|e| self.poison(format!("fsync {}", self.dir.display()), e))?;
         Ok(())
     }
@@ -1124,6 +1148,7 @@ impl Wal {
         self.closed = true;
         self.enc = None;
         self.zero = None;
+        self.dir_file = None;
         self.held.clear();
         self.decoder = None;
         res
