@@ -111,7 +111,9 @@ def _parse(name: str, data: bytes) -> Any:
 
 
 class _Value:
-    """Equality, hashing-by-identity and repr over the names in ``__slots__``."""
+    """Equality and repr over the names in ``__slots__``; unhashable (the
+    messages are mutable, as protobuf's are); pickled through their wire
+    bytes, so every pickle protocol works and presence is kept."""
 
     __slots__ = ()
     _FIELDS: ClassVar[tuple[str, ...]] = ()
@@ -132,6 +134,10 @@ class _Value:
 
     def _to_pb(self) -> Any:
         raise NotImplementedError
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        cls: Any = type(self)  # every message type defines FromString
+        return (cls.FromString, (self.SerializeToString(),))
 
     def SerializeToString(self) -> bytes:
         """The message's bytes, as etcd 3.4 marshals the same values."""
