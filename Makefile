@@ -6,8 +6,10 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
+TORTURE_SECONDS ?= 600
+TORTURE_SEED ?= 1
 
-.PHONY: deps install test test-python test-rust lint ci demo bench fuzz clean
+.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture clean
 
 deps:
 	bash .ci/install-interop.sh
@@ -48,6 +50,10 @@ bench: install
 # cargo fuzz (record decoder, segment reader) and atheris (Python reading path)
 fuzz:
 	bash tools/fuzz.sh $(FUZZ_SECONDS)
+
+# random structural damage x every recovery mode x every CLI subcommand
+torture:
+	$(PYTHON) tests/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED)
 
 clean:
 	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts
