@@ -8,8 +8,10 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 TORTURE_SECONDS ?= 600
 TORTURE_SEED ?= 1
+SOAK_SECONDS ?= 600
+SOAK_STORAGES ?= 8
 
-.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture clean
+.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture soak clean
 
 deps:
 	bash .ci/install-interop.sh
@@ -54,6 +56,10 @@ fuzz:
 # random structural damage x every recovery mode x every CLI subcommand
 torture:
 	$(PYTHON) tests/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED)
+
+# storages used as a service uses them, for a fixed time; nothing may leak
+soak:
+	$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) --storages $(SOAK_STORAGES)
 
 clean:
 	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts
