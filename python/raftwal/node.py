@@ -465,8 +465,17 @@ def open(
     _private_dir(snap_dir)
     snapshotter = Snapshotter(snap_dir)
     memory = MemoryStorage()
+    created: WAL | None = None
     if not wal_exists(wal_dir):
-        wal = WAL.create(wal_dir, metadata, segment_size=segment_size)
+        try:
+            created = WAL.create(wal_dir, metadata, segment_size=segment_size)
+        except FileExistsError:
+            # Another process created it meanwhile: open it as an existing
+            # one (while its writer holds it, that is WALLockedError).
+            if not wal_exists(wal_dir):
+                raise
+    if created is not None:
+        wal = created
         report.created = True
         md = metadata or b""
     else:
