@@ -30,6 +30,10 @@ use crate::zeroahead::{self, ZeroAhead};
 /// etcd's default segment size ("64MB": 64,000,000 bytes).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
 
+/// What a process forked from the WAL's owner gets for a write.
+pub const FORKED: &str =
+    "the WAL belongs to the process that opened it; a forked child cannot write to it";
+
 /// Largest frame (record plus padding) etcd 3.4's reader accepts is below this.
 pub const MAX_FRAME_BODY: usize = 10 * 1024 * 1024;
 
@@ -395,6 +399,9 @@ pub struct Wal {
     /// A sync is running outside the lock (group commit).
     pub syncing: bool,
     scratch: Vec<u8>,
+    /// The process that opened the WAL: a child forked from it inherits
+    /// the open files and their locks, but must not write through them.
+    owner: u32,
 }
 
 fn name_of(dir: &Path, name: &str) -> String {
@@ -425,6 +432,7 @@ impl Wal {
             stats: Arc::new(WalStats::default()),
             syncing: false,
             scratch: Vec::new(),
+            owner: std::process::id(),
         }
     }
 
@@ -588,6 +596,9 @@ impl Wal {
     /// the result then holds only the entries not yet handed over.
     pub fn read_all_with(&mut self, sink: Option<&mut dyn EntrySink>) -> Result<ReadResult> {
         self.check_open()?;
+        if self.writable {
+            self.check_owner()?;
+        }
         let Some(mut dec) = self.decoder.take() else {
             return Err(Error::Closed(
                 "decoder not found: read_all was already called",
@@ -820,8 +831,24 @@ impl Wal {
         Ok(())
     }
 
+    /// Whether this process opened the WAL (not a child forked from it).
+    pub fn is_owner(&self) -> bool {
+        std::process::id() == self.owner
+    }
+
+    /// Refuse a write from a process forked from the one that opened the
+    /// WAL: it shares the parent's files and locks, and interleaved writes
+    /// would break the CRC chain.
+    fn check_owner(&self) -> Result<()> {
+        if !self.is_owner() {
+            return Err(Error::Closed(FORKED));
+        }
+        Ok(())
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        self.check_owner()?;
         if let Some(m) = &self.poisoned {
             return Err(Error::Poisoned(m.clone()));
         }
@@ -883,6 +910,7 @@ impl Wal {
     /// the tail's handle, the save count and the last index written.
     pub fn flush_for_sync(&mut self) -> Result<(Arc<File>, u64, u64)> {
         self.check_open()?;
+        self.check_owner()?;
         if let Some(m) = &self.poisoned {
             return Err(Error::Poisoned(m.clone()));
         }
@@ -986,6 +1014,7 @@ impl Wal {
 
     /// etcd's `SaveSnapshot`: write the record and sync.
     pub fn save_snapshot(&mut self, snap: &WalSnap) -> Result<()> {
+        self.check_owner()?;
         if self.enc.is_none() || self.read_failed || !self.writable {
             self.check_writable()?;
         }
@@ -1007,6 +1036,7 @@ impl Wal {
     /// etcd's `cut`: close the tail at its true end and continue in a new
     /// segment named after the next index.
     fn cut(&mut self) -> Result<()> {
+        self.check_owner()?;
         let tail = self
             .held
             .last()
@@ -1073,6 +1103,7 @@ impl Wal {
     /// holds `index` (keeping that one's predecessor).
     pub fn release_lock_to(&mut self, index: u64) -> Result<()> {
         self.check_open()?;
+        self.check_owner()?;
         if self.held.is_empty() {
             return Ok(());
         }
@@ -1111,6 +1142,23 @@ impl Wal {
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
+        }
+        if self.writable && !self.is_owner() {
+            // A forked child: the helper threads are the parent's (they do
+            // not exist here) and the files and locks are shared with it.
+            // Let go of this process's handles without a byte of I/O and
+            // without joining a thread.
+            if let Some(p) = self.pipeline.take() {
+                std::mem::forget(p);
+            }
+            if let Some(z) = self.zero.take() {
+                std::mem::forget(z);
+            }
+            self.closed = true;
+            self.enc = None;
+            self.held.clear();
+            self.decoder = None;
+            return Err(Error::Closed(FORKED));
         }
         self.close_quietly();
         let res = if self.enc.is_some() && self.poisoned.is_none() && !self.read_failed {

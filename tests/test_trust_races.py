@@ -159,3 +159,238 @@ def test_two_processes_creating_one_directory_lose_nothing(tmp_path: Path) -> No
             want = [[i, f"{me}-{i}"] for i in children[me]["acked"]]
             assert log[: len(want)] == want, (k, r)
         assert len(winners) == 1, (k, r)
+
+
+# --- fork ----------------------------------------------------------------------
+
+_FORK = r"""
+import gc, json, os, sys
+import raftwal
+from raftwal import ConfState, Entry, HardState
+
+node = sys.argv[1]
+s = raftwal.open(node, segment_size=8192)
+def ent(i, who):
+    return Entry(term=1, index=i, data=(who + str(i)).encode() * 100)
+for i in range(1, 11):
+    s.save(HardState(1, 1, i - 1), [ent(i, "p")])
+
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    seen = {}
+    def attempt(name, f):
+        try:
+            f()
+        except raftwal.Error as exc:
+            seen[name] = "raftwal.Error:" + type(exc).__name__
+        except BaseException as exc:
+            seen[name] = "other:" + repr(exc)
+        else:
+            seen[name] = "ok"
+    wal = s.wal
+    attempt("storage.save", lambda: s.save(HardState(1, 1, 10), [ent(11, "c")]))
+    attempt("wal.save", lambda: wal.save(HardState(1, 1, 10), [ent(11, "c")]))
+    attempt("wal.save_async", lambda: wal.save_async(HardState(1, 1, 10), [ent(11, "c")]).result(10))
+    attempt("storage.save_async", lambda: s.save_async(HardState(1, 1, 10), [ent(11, "c")]).result(10))
+    attempt("wal.sync", wal.sync)
+    attempt("wal.save_snapshot", lambda: wal.save_snapshot(raftwal.WalSnapshot(index=5, term=1)))
+    attempt("create_snapshot", lambda: s.create_snapshot(5, ConfState(voters=[1]), b"child"))
+    attempt("close", s.close)
+    os.write(w, json.dumps(seen).encode())
+    os.close(w)
+    # Leave the way a program does: the inherited objects are finalized.
+    del s, wal
+    gc.collect()
+    sys.exit(0)
+os.close(w)
+child = b""
+while True:
+    b = os.read(r, 65536)
+    if not b:
+        break
+    child += b
+_, status = os.waitpid(pid, 0)
+# The parent goes on writing (through cuts) after the child is gone.
+for i in range(11, 61):
+    s.save(HardState(1, 1, i - 1), [ent(i, "p")])
+s.create_snapshot(30, ConfState(voters=[1]), b"parent")
+s.close()
+with raftwal.open(node, recovery="strict") as again:
+    log = [e.data for e in again.entries(again.first_index(), again.last_index() + 1)]
+    first, last = again.first_index(), again.last_index()
+    snap = again.snapshot().data.decode()
+print(json.dumps({"child": json.loads(child), "status": status, "first": first,
+                  "last": last, "log_ok": log == [ent(i, "p").data for i in range(first, last + 1)],
+                  "snap": snap, "snaps": sorted(os.listdir(os.path.join(node, "snap")))}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_forked_child_cannot_write_through_the_parents_wal(tmp_path: Path) -> None:
+    r = _run(_FORK, str(tmp_path / "node"), timeout=240)
+    assert r["status"] == 0
+    for name, outcome in r["child"].items():
+        assert outcome.startswith("raftwal.Error:"), (name, outcome)
+    assert r["last"] == 60 and r["log_ok"], r
+    assert r["snap"] == "parent"
+    # The child's refused snapshot left no file behind.
+    assert len(r["snaps"]) == 1, r
+
+
+# --- locks and the GIL ---------------------------------------------------------
+
+_GETTER_DURING_REPLAY = r"""
+import json, sys, threading
+import raftwal
+from raftwal import Entry, HardState
+
+path = sys.argv[1]
+with raftwal.WAL.create(path) as w:
+    for b in range(60):
+        w.save(HardState(1, 1, 0), [Entry(term=1, index=b * 5000 + i, data=b"d")
+                                    for i in range(1, 5001)])
+w = raftwal.WAL.open(path)
+stop = threading.Event()
+reads = [0]
+def getter():
+    while not stop.is_set():
+        w.durable_index
+        repr(w)
+        w.closed
+        reads[0] += 1
+threads = [threading.Thread(target=getter) for _ in range(2)]
+for t in threads:
+    t.start()
+md, hs, ents = w.read_all()
+stop.set()
+for t in threads:
+    t.join()
+w.close()
+print(json.dumps({"n": len(ents), "reads": reads[0]}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_getter_on_another_thread_during_read_all_does_not_deadlock(tmp_path: Path) -> None:
+    r = _run(_GETTER_DURING_REPLAY, str(tmp_path / "wal"), timeout=180)
+    assert r["n"] == 300_000
+
+
+_CONCURRENCY = r"""
+import json, sys, threading, time, traceback
+import raftwal
+from raftwal import ConfState, Entry, HardState
+
+base = sys.argv[1]
+errors = []
+stop = threading.Event()
+
+def read_loop(name, fns):
+    n = 0
+    try:
+        while not stop.is_set():
+            for f in fns:
+                f()
+            n += 1
+    except BaseException:
+        errors.append(name + ": " + traceback.format_exc())
+    counts[name] = n
+
+counts = {}
+
+def reader_threads(fns, k=3):
+    ts = [threading.Thread(target=read_loop, args=("r%d" % i, fns)) for i in range(k)]
+    for t in ts:
+        t.start()
+    return ts
+
+def finish(ts):
+    stop.set()
+    for t in ts:
+        t.join()
+    stop.clear()
+
+# 1. A WAL: replay of a big log, saves, async streams and cuts, close.
+wal_dir = base + "/wal"
+with raftwal.WAL.create(wal_dir, b"md", segment_size=1 << 20) as w:
+    for b in range(40):
+        w.save(HardState(1, 1, 0), [Entry(term=1, index=b * 5000 + i, data=b"v" * 8)
+                                    for i in range(1, 5001)])
+w = raftwal.WAL.open(wal_dir, segment_size=64 * 1024)
+wal_props = [lambda: w.durable_index, lambda: w.closed, lambda: w.dirpath, lambda: repr(w),
+             lambda: w.stats(), lambda: w.locked_segments()]
+ts = reader_threads(wal_props)
+md, hs, ents = w.read_all()
+last = len(ents)
+futs = []
+for i in range(last + 1, last + 2001):
+    e = [Entry(term=1, index=i, data=b"x" * 300)]
+    if i % 3:
+        futs.append(w.save_async(HardState(1, 1, i - 1), e))
+    else:
+        w.save(HardState(1, 1, i - 1), e)
+for f in futs:
+    f.result(60)
+w.sync()
+w.close()
+finish(ts)
+wal_cuts = w.stats()["wal_cuts_total"]
+
+# 2. A DurableStorage: recovery, saves, async streams, cuts, snapshots, close.
+node = base + "/node"
+with raftwal.open(node, metadata=b"m", segment_size=64 * 1024) as s:
+    for b in range(20):
+        s.save(HardState(1, 1, 0), [Entry(term=1, index=b * 5000 + i, data=b"v" * 8)
+                                    for i in range(1, 5001)])
+holder = {}
+def storage_props():
+    s = holder.get("s")
+    if s is None:
+        return
+    durable = s.durable_index
+    last = s.last_index()
+    # The log only grows here: what is durable is visible, read in this order.
+    assert durable <= last, (durable, last)
+    s.first_index(); s.metadata; s.stats()
+    s.initial_state(); s.snapshot(); s.recovery; s.wal; s.snapshotter
+    repr(s.wal); s.wal.durable_index; s.wal.closed; s.wal.dirpath; s.wal.stats()
+    s.wal.locked_segments(); s.needs_snapshot(1)
+ts = reader_threads([storage_props])
+s = raftwal.open(node, segment_size=64 * 1024, max_wals=2, max_snapshots=2)
+holder["s"] = s
+n = s.last_index()
+futs = []
+for i in range(n + 1, n + 3001):
+    e = [Entry(term=1, index=i, data=b"y" * 300)]
+    if i % 2:
+        futs.append(s.save_async(HardState(1, 1, i), e))
+    else:
+        s.save(HardState(1, 1, i), e)
+    if i % 1000 == 0:
+        for f in futs:
+            f.result(60)
+        futs = []
+        s.create_snapshot(i, ConfState(voters=[1]), b"snap%d" % i)
+for f in futs:
+    f.result(60)
+s.close()
+last_saved = s.last_index()
+finish(ts)
+with raftwal.open(node, recovery="strict") as again:
+    reopened = again.last_index()
+print(json.dumps({"errors": errors, "counts": counts, "last": last, "wal_cuts": wal_cuts,
+                  "storage_cuts": s.stats()["wal_cuts_total"], "last_saved": last_saved,
+                  "reopened": reopened}))
+"""
+
+
+@pytest.mark.timeout(400)
+def test_every_property_read_from_threads_during_writes_replay_and_close(tmp_path: Path) -> None:
+    r = _run(_CONCURRENCY, str(tmp_path), timeout=300)
+    assert r["errors"] == []
+    assert r["last"] == 200_000
+    assert r["wal_cuts"] > 0 and r["storage_cuts"] > 0
+    assert r["reopened"] == r["last_saved"] == 103_000
+    assert all(n > 0 for n in r["counts"].values()), r["counts"]

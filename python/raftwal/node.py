@@ -362,8 +362,11 @@ class DurableStorage:
 
     @property
     def durable_index(self) -> int:
-        """The last index known to be on stable storage."""
-        return self._disk.wal.durable_index
+        """The last index known to be on stable storage and visible: the
+        WAL's fsync lands before the saves it covers are applied to memory,
+        and every entry in memory is durable, so it never exceeds
+        :meth:`last_index`."""
+        return min(self._disk.wal.durable_index, self._mem.last_index())
 
     @property
     def wal(self) -> WAL:

@@ -51,7 +51,16 @@ class WAL:
     """An open write-ahead log. Build one with :meth:`create`, :meth:`open`
     or :meth:`open_for_read`; it is safe to use from several threads."""
 
-    __slots__ = ("_closing", "_cv", "_executor", "_flusher", "_native", "_pending", "_writable")
+    __slots__ = (
+        "_closing",
+        "_cv",
+        "_executor",
+        "_flusher",
+        "_native",
+        "_pending",
+        "_pid",
+        "_writable",
+    )
 
     def __init__(self, native: _native.Wal, writable: bool) -> None:
         self._native = native
@@ -61,6 +70,7 @@ class WAL:
         self._flusher: threading.Thread | None = None
         self._closing = False
         self._executor: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
 
     # --- construction ---------------------------------------------------------
 
@@ -139,6 +149,7 @@ class WAL:
         their place in the log before this returns; the future resolves to
         None once an fsync covers them. Pending saves share fsyncs (group
         commit). asyncio: ``await asyncio.wrap_future(fut)``."""
+        self._refuse_forked()
         fut: Future[None] = Future()
         # Running futures cannot be cancelled: a cancelled waiter must not
         # take the save (or the group-commit thread) down with it.
@@ -166,6 +177,16 @@ class WAL:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="raftwal-asave")
         ents = list(entries)
         await run_save_off_loop(self._executor, lambda: self.save_async(hard_state, ents))
+
+    def _refuse_forked(self) -> None:
+        """A child forked from the process that opened the WAL shares its
+        files and locks: it must not write (nor wait for a lock a thread of
+        the parent may have held at the fork)."""
+        if os.getpid() != self._pid:
+            raise WALClosedError(
+                "wal: the WAL belongs to the process that opened it; "
+                "a forked child cannot write to it"
+            )
 
     def _flush_loop(self) -> None:
         while True:
@@ -229,7 +250,12 @@ class WAL:
 
     def close(self) -> None:
         """Sync what is buffered, settle every pending future and release
-        every lock. Closing twice is harmless."""
+        every lock. Closing twice is harmless. In a child forked from the
+        process that opened the WAL, only the child's handles are let go (no
+        I/O) and :class:`WALClosedError` is raised."""
+        if os.getpid() != self._pid:
+            self._native.close()  # raises: not this process's WAL
+            return
         with self._cv:
             self._closing = True
             flusher = self._flusher
