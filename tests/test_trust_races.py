@@ -6,18 +6,20 @@ deadlock fails the test instead of stopping the suite.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import raftwal
-from raftwal import ConfState, Entry, HardState
+from raftwal import ConfState, Entry, HardState, aio
 
 
 def _run(script: str, *args: str, timeout: float = 240) -> Any:
@@ -394,3 +396,90 @@ def test_every_property_read_from_threads_during_writes_replay_and_close(tmp_pat
     assert r["wal_cuts"] > 0 and r["storage_cuts"] > 0
     assert r["reopened"] == r["last_saved"] == 103_000
     assert all(n > 0 for n in r["counts"].values()), r["counts"]
+
+
+# --- asyncio --------------------------------------------------------------------
+
+
+def test_close_drains_asaves_issued_before_it_and_refuses_later_ones(tmp_path: Path) -> None:
+    async def main() -> None:
+        w = raftwal.WAL.create(tmp_path / "w", segment_size=4096)
+        tasks = [
+            asyncio.ensure_future(w.asave(HardState(1, 1, i - 1), [Entry(term=1, index=i)]))
+            for i in range(1, 51)
+        ]
+        await asyncio.sleep(0)  # every asave has been issued
+        w.close()
+        await asyncio.gather(*tasks)  # none fails: they were issued before close
+        with pytest.raises(raftwal.WALClosedError):
+            await w.asave(HardState(1, 1, 50), [Entry(term=1, index=51)])
+        with pytest.raises(raftwal.WALClosedError):
+            await aio.asave(w, HardState(1, 1, 50), [Entry(term=1, index=51)])
+
+        s = raftwal.open(tmp_path / "d", segment_size=4096)
+        tasks = [
+            asyncio.ensure_future(s.asave(HardState(1, 1, i - 1), [Entry(term=1, index=i)]))
+            for i in range(1, 51)
+        ]
+        await asyncio.sleep(0)
+        s.close()
+        await asyncio.gather(*tasks)
+        with pytest.raises(raftwal.WALClosedError):
+            await s.asave(HardState(1, 1, 50), [Entry(term=1, index=51)])
+        with pytest.raises(raftwal.WALClosedError):
+            await aio.asave(s, HardState(1, 1, 50), [Entry(term=1, index=51)])
+
+    asyncio.run(main())
+    with raftwal.WAL.open_for_read(tmp_path / "w") as r:
+        assert [e.index for e in r.read_all()[2]] == list(range(1, 51))
+    with raftwal.open(tmp_path / "d", recovery="strict") as s:
+        assert s.last_index() == 50
+
+
+class _SaveSpy:
+    """Stands in for a WAL's native core and notes the thread of every save."""
+
+    def __init__(self, native: Any, threads: set[int]) -> None:
+        self._inner = native
+        self._threads = threads
+
+    def save(self, *args: Any) -> Any:
+        self._threads.add(threading.get_ident())
+        return self._inner.save(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_raftwal_aio_never_appends_on_the_event_loop_thread(tmp_path: Path) -> None:
+    """A save may cut a segment (truncate, fsyncs, rename, directory sync):
+    none of raftwal.aio's saves runs the native save on the loop's thread."""
+    threads: set[int] = set()
+
+    async def main() -> int:
+        loop_thread = threading.get_ident()
+        w = raftwal.WAL.create(tmp_path / "w", segment_size=2048)
+        w._native = _SaveSpy(w._native, threads)  # type: ignore[assignment]
+        s = raftwal.open(tmp_path / "d", segment_size=2048)
+        s.wal._native = _SaveSpy(s.wal._native, threads)  # type: ignore[assignment]
+        pending = []
+        for i in range(1, 61):
+            e = [Entry(term=1, index=i, data=b"z" * 1000)]
+            pending.append(aio.submit(w, HardState(1, 1, i - 1), e))
+            pending.append(aio.submit(s, HardState(1, 1, i - 1), e))
+        await asyncio.gather(*pending)
+        for i in range(61, 81):
+            e = [Entry(term=1, index=i, data=b"z" * 1000)]
+            await aio.asave(w, HardState(1, 1, i - 1), e)
+            await aio.asave(s, HardState(1, 1, i - 1), e)
+        cuts = w.stats()["wal_cuts_total"] + s.stats()["wal_cuts_total"]
+        await aio.aclose(w)
+        await aio.aclose(s)
+        assert threads and loop_thread not in threads
+        return cuts
+
+    assert asyncio.run(main()) >= 4  # the saves did cut segments
+    with raftwal.WAL.open_for_read(tmp_path / "w") as r:
+        assert [e.index for e in r.read_all()[2]] == list(range(1, 81))
+    with raftwal.open(tmp_path / "d", recovery="strict") as s:
+        assert s.last_index() == 80
