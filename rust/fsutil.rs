@@ -59,6 +59,24 @@ pub fn lock(f: &File, block: bool) -> io::Result<bool> {
     }
 }
 
+/// Take an exclusive flock on a directory opened read-only (record locks
+/// need a file open for writing). Ok(false): another holder has it.
+pub fn lock_dir(d: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: plain syscall on a valid fd.
+        let r = unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
 /// Extend `f` to `size` bytes with allocated blocks (fallocate), falling back
 /// to ftruncate where the file system cannot preallocate. A full disk is an
 /// error here, before any record is written.

@@ -30,6 +30,10 @@ use crate::zeroahead::{self, ZeroAhead};
 /// etcd's default segment size ("64MB": 64,000,000 bytes).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
 
+/// What a process forked from the WAL's owner gets for a write.
+pub const FORKED: &str =
+    "the WAL belongs to the process that opened it; a forked child cannot write to it";
+
 /// Largest frame (record plus padding) etcd 3.4's reader accepts is below this.
 pub const MAX_FRAME_BODY: usize = 10 * 1024 * 1024;
 
@@ -402,6 +406,9 @@ pub struct Wal {
     /// A sync is running outside the lock (group commit).
     pub syncing: bool,
     scratch: Vec<u8>,
+    /// The process that opened the WAL: a child forked from it inherits
+    /// the open files and their locks, but must not write through them.
+    owner: u32,
 }
 
 fn name_of(dir: &Path, name: &str) -> String {
@@ -433,6 +440,7 @@ impl Wal {
             stats: Arc::new(WalStats::default()),
             syncing: false,
             scratch: Vec::new(),
+            owner: std::process::id(),
         }
     }
 
@@ -471,28 +479,24 @@ impl Wal {
     /// etcd's `wal.Create`: a new WAL in `dir`, which must be missing or empty.
     pub fn create(dir: &Path, metadata: Option<&[u8]>, segment_size: u64) -> Result<Wal> {
         let dir = normalize(dir);
-        match std::fs::read_dir(&dir) {
-            Ok(mut rd) => {
-                if rd.next().is_some() {
-                    return Err(Error::Exists(dir.display().to_string()));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("cannot read {}", dir.display()), e)),
+        if !dir_is_missing_or_empty(&dir)? {
+            return Err(Error::Exists(dir.display().to_string()));
         }
-        let tmp = PathBuf::from(format!("{}.tmp", dir.display()));
-        let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(ctx("remove"), e))?;
-        }
+        let tmp = tmp_beside(&dir);
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_dir_all(parent)?;
         }
-        fsutil::mkdir(&tmp).map_err(|e| Error::io(ctx("create"), e))?;
+        // Held until the rename below: a second creator gets `Locked`.
+        let tmp_lock = take_tmp(&tmp)?;
+        // Another creator may have finished while we waited for the lock.
+        if !dir_is_missing_or_empty(&dir)? {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(Error::Exists(dir.display().to_string()));
+        }
         let first = segment::wal_name(0, 0);
         let fpath = tmp.join(&first);
         let made = (|| -> Result<Wal> {
-            let f = fsutil::create_locked(&fpath, true)
+            let f = fsutil::create_locked(&fpath, false)
                 .map_err(|e| Error::io(format!("cannot create {}", fpath.display()), e))?
                 .ok_or_else(|| Error::Locked(fpath.display().to_string()))?;
             fsutil::preallocate(&f, segment_size).map_err(|e| {
@@ -540,6 +544,7 @@ impl Wal {
                 e,
             ));
         }
+        drop(tmp_lock);
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             fsutil::sync_dir(parent)
                 .map_err(|e| Error::io(format!("cannot fsync {}", parent.display()), e))?;
@@ -609,6 +614,9 @@ impl Wal {
     /// the result then holds only the entries not yet handed over.
     pub fn read_all_with(&mut self, sink: Option<&mut dyn EntrySink>) -> Result<ReadResult> {
         self.check_open()?;
+        if self.writable {
+            self.check_owner()?;
+        }
         let Some(mut dec) = self.decoder.take() else {
             return Err(Error::Closed(
                 "decoder not found: read_all was already called",
@@ -844,8 +852,24 @@ impl Wal {
         Ok(())
     }
 
+    /// Whether this process opened the WAL (not a child forked from it).
+    pub fn is_owner(&self) -> bool {
+        std::process::id() == self.owner
+    }
+
+    /// Refuse a write from a process forked from the one that opened the
+    /// WAL: it shares the parent's files and locks, and interleaved writes
+    /// would break the CRC chain.
+    fn check_owner(&self) -> Result<()> {
+        if !self.is_owner() {
+            return Err(Error::Closed(FORKED));
+        }
+        Ok(())
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        self.check_owner()?;
         if let Some(m) = &self.poisoned {
             return Err(Error::Poisoned(m.clone()));
         }
@@ -907,6 +931,7 @@ impl Wal {
     /// the tail's handle, the save count and the last index written.
     pub fn flush_for_sync(&mut self) -> Result<(Arc<File>, u64, u64)> {
         self.check_open()?;
+        self.check_owner()?;
         if let Some(m) = &self.poisoned {
             return Err(Error::Poisoned(m.clone()));
         }
@@ -1010,6 +1035,7 @@ impl Wal {
 
     /// etcd's `SaveSnapshot`: write the record and sync.
     pub fn save_snapshot(&mut self, snap: &WalSnap) -> Result<()> {
+        self.check_owner()?;
         if self.enc.is_none() || self.read_failed || !self.writable {
             self.check_writable()?;
         }
@@ -1031,6 +1057,7 @@ impl Wal {
     /// etcd's `cut`: close the tail at its true end and continue in a new
     /// segment named after the next index.
     fn cut(&mut self) -> Result<()> {
+        self.check_owner()?;
         let tail = self
             .held
             .last()
@@ -1100,6 +1127,7 @@ impl Wal {
     /// holds `index` (keeping that one's predecessor).
     pub fn release_lock_to(&mut self, index: u64) -> Result<()> {
         self.check_open()?;
+        self.check_owner()?;
         if self.held.is_empty() {
             return Ok(());
         }
@@ -1138,6 +1166,23 @@ impl Wal {
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
+        }
+        if self.writable && !self.is_owner() {
+            // A forked child: the helper threads are the parent's (they do
+            // not exist here) and the files and locks are shared with it.
+            // Let go of this process's handles without a byte of I/O and
+            // without joining a thread.
+            if let Some(p) = self.pipeline.take() {
+                std::mem::forget(p);
+            }
+            if let Some(z) = self.zero.take() {
+                std::mem::forget(z);
+            }
+            self.closed = true;
+            self.enc = None;
+            self.held.clear();
+            self.decoder = None;
+            return Err(Error::Closed(FORKED));
         }
         self.close_quietly();
         let res = if self.enc.is_some() && self.poisoned.is_none() && !self.read_failed {
@@ -1178,13 +1223,91 @@ fn entry_len(e: &EntryRef<'_>) -> usize {
     n
 }
 
+/// `dir` without trailing slashes, byte for byte (a path need not be UTF-8).
 fn normalize(dir: &Path) -> PathBuf {
-    let s = dir.to_string_lossy();
-    let trimmed = s.trim_end_matches('/');
-    if trimmed.is_empty() {
+    use std::os::unix::ffi::OsStrExt;
+    let b = dir.as_os_str().as_bytes();
+    let end = b.iter().rposition(|&c| c != b'/').map_or(0, |k| k + 1);
+    if end == 0 {
         PathBuf::from("/")
     } else {
-        PathBuf::from(trimmed)
+        PathBuf::from(std::ffi::OsStr::from_bytes(&b[..end]))
+    }
+}
+
+/// `<dir>.tmp`, the directory a creation builds in before renaming it.
+fn tmp_beside(dir: &Path) -> PathBuf {
+    let mut t = dir.as_os_str().to_owned();
+    t.push(".tmp");
+    PathBuf::from(t)
+}
+
+/// Take the directory a creation builds in (made if missing), locked, so
+/// that a second creator of the same directory, in any process, sees it is
+/// in use instead of removing it under the first. The lock is held until
+/// the directory is renamed into place or removed; one left by a creator
+/// that died (its lock went with it) is emptied and reused.
+fn take_tmp(tmp: &Path) -> Result<File> {
+    let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
+    // Each retry means another creator renamed or removed the directory
+    // between two of our steps: it made progress, so this ends.
+    for _ in 0..1000 {
+        match fsutil::mkdir(tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(ctx("create"), e)),
+        }
+        let d = match File::open(tmp) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(ctx("open"), e)),
+        };
+        if !fsutil::lock_dir(&d).map_err(|e| Error::io(ctx("lock"), e))? {
+            return Err(Error::Locked(format!(
+                "{} (another process is creating the WAL)",
+                tmp.display()
+            )));
+        }
+        // The holder before us may have renamed it into place or removed
+        // it: the lock counts only if the path still names what we locked.
+        use std::os::unix::fs::MetadataExt;
+        let held = d.metadata().map_err(|e| Error::io(ctx("stat"), e))?;
+        match std::fs::symlink_metadata(tmp) {
+            Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() && m.is_dir() => {}
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Exists(format!(
+                    "{} is not a directory",
+                    tmp.display()
+                )))
+            }
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(ctx("stat"), e)),
+        }
+        // Ours now: whatever is inside was left by a creator that died.
+        let entries = std::fs::read_dir(tmp).map_err(|e| Error::io(ctx("read"), e))?;
+        for ent in entries {
+            let p = ent.map_err(|e| Error::io(ctx("read"), e))?.path();
+            let removed = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.map_err(|e| Error::io(format!("cannot remove {}", p.display()), e))?;
+        }
+        return Ok(d);
+    }
+    Err(Error::Locked(format!(
+        "{} (other processes keep creating the WAL)",
+        tmp.display()
+    )))
+}
+
+fn dir_is_missing_or_empty(dir: &Path) -> Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut rd) => Ok(rd.next().is_none()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::io(format!("cannot read {}", dir.display()), e)),
     }
 }
 

@@ -2,9 +2,12 @@
 
 raftwal's group commit already runs off the caller's thread: ``save_async``
 appends the records and returns a :class:`concurrent.futures.Future` that a
-background thread resolves once an fsync covers them. These helpers turn
-that future into an awaitable, so one event loop can keep hundreds of saves
-in flight and they share fsyncs::
+background thread resolves once an fsync covers them. These helpers run
+``save_async`` itself on a worker thread too (appending may cut a segment:
+a truncate, fsyncs, a rename and a directory sync), one worker per WAL so
+that saves keep their call order, and turn the result into an awaitable:
+one event loop can keep hundreds of saves in flight, they share fsyncs, and
+no file I/O happens on the loop's thread::
 
     import raftwal
     from raftwal import aio
@@ -14,11 +17,12 @@ in flight and they share fsyncs::
     pending = [aio.submit(storage, hs, [e]) for e in batch]  # in log order
     await asyncio.gather(*pending)                       # one or a few fsyncs
 
-Order: a save takes its place in the log when :func:`submit` is called (or
-when the coroutine of :func:`asave` starts running), so call them in index
-order. Cancelling an awaiting task does not undo or lose the save: the
-records are already in the log and become durable with the next fsync; the
-wait is shielded so the WAL's own future is never cancelled.
+Order: a save takes its place in the log in the order :func:`submit` is
+called (or the coroutines of :func:`asave` start running), so call them in
+index order. Cancelling an awaiting task does not undo or lose the save: it
+is appended and becomes durable with the next fsync; the wait is shielded
+so the WAL's own future is never cancelled. A save issued before the target
+is closed completes; one issued after raises :class:`~raftwal.WALClosedError`.
 
 Slow, rare operations (opening and recovering, snapshots, closing) run in
 a worker thread through :func:`asyncio.to_thread`.
@@ -35,7 +39,7 @@ from typing import Any, Protocol
 from .messages import ConfState, Entry, HardState, Snapshot
 from .node import DurableStorage
 from .node import open as _open
-from .wal import WAL
+from .wal import WAL, OffLoop
 
 __all__ = ["aclose", "acreate_snapshot", "afsync", "aopen", "asave", "submit"]
 
@@ -64,19 +68,34 @@ def _consume(fut: asyncio.Future[None]) -> None:
         fut.exception()
 
 
+# For targets other than a WAL or a DurableStorage (which have their own).
+_shared_off_loop = OffLoop()
+
+
+def _off_loop(target: WAL | DurableStorage | _SavesAsync) -> OffLoop:
+    if isinstance(target, (WAL, DurableStorage)):
+        return target._off_loop
+    return _shared_off_loop
+
+
 def submit(
     target: WAL | DurableStorage | _SavesAsync,
     hard_state: HardState,
     entries: Sequence[Entry] = (),
     snapshot: Snapshot | None = None,
 ) -> asyncio.Future[None]:
-    """Append now (in call order) and return an awaitable that resolves once
-    the save is durable. Must be called from a running event loop.
+    """Queue the append (saves keep their call order; it runs on a worker
+    thread, never the loop's) and return an awaitable that resolves once the
+    save is durable. Must be called from a running event loop.
 
     ``target`` is a :class:`~raftwal.WAL` or a :class:`~raftwal.DurableStorage`
     (anything with ``save_async``); ``snapshot`` needs a DurableStorage."""
     loop = asyncio.get_running_loop()  # RuntimeError outside a running loop
-    inner = asyncio.wrap_future(_start(target, hard_state, entries, snapshot), loop=loop)
+    if snapshot is not None and not isinstance(target, DurableStorage):
+        raise TypeError("a snapshot can only be saved through a DurableStorage")
+    ents = list(entries)
+    done = _off_loop(target).submit(lambda: _start(target, hard_state, ents, snapshot))
+    inner = asyncio.wrap_future(done, loop=loop)
     inner.add_done_callback(_consume)
     return asyncio.shield(inner)
 

@@ -36,6 +36,7 @@ class DiskStorage:
         ``.snap`` file, which recovery ignores; never a WAL record without
         its file."""
         t0 = time.perf_counter()
+        self.wal._refuse_forked()  # before the .snap file is written
         self.snapshotter.save_snap(snap)
         md = snap.metadata
         self.wal.save_snapshot(WalSnapshot(index=md.index, term=md.term))

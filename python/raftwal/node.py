@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -39,6 +39,7 @@ from .storage import MemoryStorage
 from .wal import (
     DEFAULT_SEGMENT_SIZE,
     WAL,
+    OffLoop,
     SalvageReport,
     repair,
     run_save_off_loop,
@@ -141,7 +142,7 @@ class DurableStorage:
         self._accepted_snap = self._snap_index
         self._accepted_last = memory.last_index()
         self._lock = threading.RLock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._off_loop = OffLoop()
         self._snapshots = 0
         self._purged = 0
         self._recovery_time = Histogram()
@@ -269,15 +270,7 @@ class DurableStorage:
         """``await`` a :meth:`save_async` without ever blocking the event loop
         (see :meth:`WAL.asave`); cancelling the waiter does not cancel the save."""
         ents = list(entries)
-        await run_save_off_loop(
-            self._aio_executor(), lambda: self.save_async(hard_state, ents, snapshot)
-        )
-
-    def _aio_executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="raftwal-asave")
-            return self._executor
+        await run_save_off_loop(self._off_loop, lambda: self.save_async(hard_state, ents, snapshot))
 
     def _durable(self, f: Future[None], ticket: int) -> None:
         """A save_async's fsync finished: apply it (and any before it)."""
@@ -362,8 +355,11 @@ class DurableStorage:
 
     @property
     def durable_index(self) -> int:
-        """The last index known to be on stable storage."""
-        return self._disk.wal.durable_index
+        """The last index known to be on stable storage and visible: the
+        WAL's fsync lands before the saves it covers are applied to memory,
+        and every entry in memory is durable, so it never exceeds
+        :meth:`last_index`."""
+        return min(self._disk.wal.durable_index, self._mem.last_index())
 
     @property
     def wal(self) -> WAL:
@@ -376,9 +372,9 @@ class DurableStorage:
         return self._disk.snapshotter
 
     def close(self) -> None:
-        """Sync and close the WAL; pending futures settle first."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        """Sync and close the WAL; pending futures settle first (saves issued
+        before through :meth:`asave` included)."""
+        self._off_loop.close()
         self._disk.close()
 
     def __enter__(self) -> Self:
@@ -465,8 +461,17 @@ def open(
     _private_dir(snap_dir)
     snapshotter = Snapshotter(snap_dir)
     memory = MemoryStorage()
+    created: WAL | None = None
     if not wal_exists(wal_dir):
-        wal = WAL.create(wal_dir, metadata, segment_size=segment_size)
+        try:
+            created = WAL.create(wal_dir, metadata, segment_size=segment_size)
+        except FileExistsError:
+            # Another process created it meanwhile: open it as an existing
+            # one (while its writer holds it, that is WALLockedError).
+            if not wal_exists(wal_dir):
+                raise
+    if created is not None:
+        wal = created
         report.created = True
         md = metadata or b""
     else:

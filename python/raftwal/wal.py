@@ -51,7 +51,16 @@ class WAL:
     """An open write-ahead log. Build one with :meth:`create`, :meth:`open`
     or :meth:`open_for_read`; it is safe to use from several threads."""
 
-    __slots__ = ("_closing", "_cv", "_executor", "_flusher", "_native", "_pending", "_writable")
+    __slots__ = (
+        "_closing",
+        "_cv",
+        "_flusher",
+        "_native",
+        "_off_loop",
+        "_pending",
+        "_pid",
+        "_writable",
+    )
 
     def __init__(self, native: _native.Wal, writable: bool) -> None:
         self._native = native
@@ -60,7 +69,8 @@ class WAL:
         self._pending: list[tuple[int, Future[None]]] = []
         self._flusher: threading.Thread | None = None
         self._closing = False
-        self._executor: ThreadPoolExecutor | None = None
+        self._off_loop = OffLoop()
+        self._pid = os.getpid()
 
     # --- construction ---------------------------------------------------------
 
@@ -139,6 +149,7 @@ class WAL:
         their place in the log before this returns; the future resolves to
         None once an fsync covers them. Pending saves share fsyncs (group
         commit). asyncio: ``await asyncio.wrap_future(fut)``."""
+        self._refuse_forked()
         fut: Future[None] = Future()
         # Running futures cannot be cancelled: a cancelled waiter must not
         # take the save (or the group-commit thread) down with it.
@@ -160,12 +171,20 @@ class WAL:
         """``await`` a :meth:`save_async` without ever blocking the event loop
         (the append runs on a worker thread, in call order, since it may cut
         a segment and fsync). Cancelling the waiter does not cancel the save.
-        :func:`raftwal.aio.submit` appends in the loop's thread instead,
-        for the most saves per second."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="raftwal-asave")
+        A save issued before :meth:`close` completes; one issued after it
+        raises :class:`WALClosedError`."""
         ents = list(entries)
-        await run_save_off_loop(self._executor, lambda: self.save_async(hard_state, ents))
+        await run_save_off_loop(self._off_loop, lambda: self.save_async(hard_state, ents))
+
+    def _refuse_forked(self) -> None:
+        """A child forked from the process that opened the WAL shares its
+        files and locks: it must not write (nor wait for a lock a thread of
+        the parent may have held at the fork)."""
+        if os.getpid() != self._pid:
+            raise WALClosedError(
+                "wal: the WAL belongs to the process that opened it; "
+                "a forked child cannot write to it"
+            )
 
     def _flush_loop(self) -> None:
         while True:
@@ -229,15 +248,21 @@ class WAL:
 
     def close(self) -> None:
         """Sync what is buffered, settle every pending future and release
-        every lock. Closing twice is harmless."""
+        every lock. Saves issued before (:meth:`asave` included) complete
+        first; later ones raise :class:`WALClosedError`. Closing twice is
+        harmless. In a child forked from the process that opened the WAL,
+        only the child's handles are let go (no I/O) and
+        :class:`WALClosedError` is raised."""
+        if os.getpid() != self._pid:
+            self._native.close()  # raises: not this process's WAL
+            return
+        self._off_loop.close()
         with self._cv:
             self._closing = True
             flusher = self._flusher
             self._cv.notify_all()
         if flusher is not None:
             flusher.join()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
         self._native.close()
 
     def __enter__(self) -> Self:
@@ -332,26 +357,77 @@ def salvage(dirpath: StrPath) -> SalvageReport:
 
 
 def _settle(fut: asyncio.Future[Any]) -> None:
-    """Retrieve a shielded task's outcome, so a save that fails after its
+    """Retrieve a shielded future's outcome, so a save that fails after its
     waiter was cancelled is not reported as "exception never retrieved"."""
     if not fut.cancelled():
         fut.exception()
 
 
-async def run_save_off_loop(
-    executor: ThreadPoolExecutor, submit: Callable[[], Future[None]]
-) -> None:
-    """Run ``submit`` (a ``save_async`` call) on ``executor`` and wait for the
-    future it returns, without ever blocking the event loop: appending can
-    mean a segment cut and its fsyncs. One worker per WAL keeps the saves in
-    call order. Cancelling the waiter cancels neither the save nor the wait
-    of others."""
-    loop = asyncio.get_running_loop()
+def _copy_outcome(src: Future[None], dst: Future[None]) -> None:
+    exc = src.exception()
+    if exc is None:
+        dst.set_result(None)
+    else:
+        dst.set_exception(exc)
 
-    async def run() -> None:
-        fut = await loop.run_in_executor(executor, submit)
-        await asyncio.wrap_future(fut)
 
-    task = asyncio.ensure_future(run())
-    task.add_done_callback(_settle)
-    await asyncio.shield(task)
+def _chain(started: Future[Future[None]], done: Future[None]) -> None:
+    exc = started.exception()
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        started.result().add_done_callback(lambda f: _copy_outcome(f, done))
+
+
+class OffLoop:
+    """Runs ``save_async`` calls on one worker thread, in call order, so that
+    appending (which may cut a segment: truncate, fsyncs, rename, directory
+    sync) never runs on an event loop's thread. :meth:`close` waits for what
+    was submitted before it; a later :meth:`submit` raises
+    :class:`WALClosedError`."""
+
+    __slots__ = ("_closed", "_executor", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def submit(self, start: Callable[[], Future[None]]) -> Future[None]:
+        """Call ``start`` (a ``save_async``) on the worker; the returned
+        future settles as the future ``start`` returns does (or with what
+        ``start`` raised)."""
+        done: Future[None] = Future()
+        done.set_running_or_notify_cancel()  # see WAL.save_async
+        with self._lock:
+            if self._closed:
+                raise WALClosedError("wal: the WAL is closed")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="raftwal-asave")
+            started = self._executor.submit(start)
+        started.add_done_callback(lambda f: _chain(f, done))
+        return done
+
+    def close(self) -> None:
+        """Refuse new submissions and run every one made before."""
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+
+async def await_save(done: Future[None]) -> None:
+    """Wait for a save's future without blocking the event loop; cancelling
+    the waiter cancels neither the save nor the wait of others."""
+    inner = asyncio.wrap_future(done)
+    inner.add_done_callback(_settle)
+    await asyncio.shield(inner)
+
+
+async def run_save_off_loop(off_loop: OffLoop, submit: Callable[[], Future[None]]) -> None:
+    """Run ``submit`` (a ``save_async`` call) through ``off_loop`` and wait
+    until the save is durable, without ever blocking the event loop:
+    appending can mean a segment cut and its fsyncs. One worker per WAL
+    keeps the saves in call order."""
+    await await_save(off_loop.submit(submit))

@@ -4,9 +4,26 @@
 //! mapped from the core's error type in one place, `to_py`. The GIL is
 //! released around every write, fsync and wait; no Python code runs while
 //! a Rust lock is held.
+//!
+//! Lock order. The GIL comes first and is never taken while a Rust lock is
+//! held; a Rust lock is waited for only with the GIL released:
+//!
+//! 1. the GIL;
+//! 2. `PyWal::slot` (the WAL core, held across its writes and fsyncs), or
+//!    `PyDiskLog::inner` (held across its reads), never both;
+//! 3. the core's own: the zero-ahead state, the segment allocator's channel.
+//!
+//! A thread holding the GIL takes a lock only with `try_lock` (and releases
+//! the GIL to wait when it is taken). A replay does not hold `slot` at all:
+//! it checks the core out of it, so that the entry sink, which takes the
+//! GIL for each chunk, runs with no Rust lock held; other callers wait,
+//! GIL released, for the core to come back. Properties read atomics
+//! published when a locked call ends (`Shown`) and `stats()` reads the
+//! core's atomic counters: neither waits on a save, a replay or a cut.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::{PyFileExistsError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -23,7 +40,7 @@ use crate::metrics::WalStats;
 use crate::record::EntryArena;
 use crate::record::{HardState, WalSnap};
 use crate::repair as walrepair;
-use crate::wal::{EntryRef, EntrySink, Wal, DEFAULT_SEGMENT_SIZE};
+use crate::wal::{EntryRef, EntrySink, Wal, DEFAULT_SEGMENT_SIZE, FORKED};
 use entry::{EntryBase, EntryFactory};
 
 import_exception!(raftwal.errors, CorruptionError);
@@ -202,31 +219,162 @@ impl EntrySink for ListSink {
     }
 }
 
+/// What the properties show, published whenever a locked call ends: read
+/// without any lock, so a getter never waits on a save, a replay or a cut.
+#[derive(Default)]
+struct Shown {
+    durable_index: AtomicU64,
+    last_index: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Shown {
+    fn publish(&self, w: &Wal) {
+        self.durable_index.store(w.durable_index, Ordering::Release);
+        self.last_index.store(w.last_index(), Ordering::Release);
+        self.closed.store(w.is_closed(), Ordering::Release);
+    }
+}
+
 /// A WAL shared between threads: one lock over the core, and a condition
 /// variable for group commit (one fsync covers every save pending when it
-/// starts; later callers wait for it and find their save covered).
+/// starts; later callers wait for it and find their save covered). A
+/// replay checks the core out of the lock (the slot is empty meanwhile),
+/// so that building Python objects never happens with the lock held.
 #[pyclass(frozen, name = "Wal", module = "raftwal._native")]
 pub struct PyWal {
-    inner: Mutex<Wal>,
+    /// The core; `None` while a replay has it checked out.
+    slot: Mutex<Option<Wal>>,
+    /// Signalled when a sync ends and when a replay hands the core back.
     cond: Condvar,
     stats: Arc<WalStats>,
+    shown: Shown,
+    dir: PathBuf,
+    segment_size: u64,
+    /// The process that opened the WAL (see `Wal::is_owner`).
+    owner: u32,
+}
+
+/// The core, locked; publishes what the properties show when released.
+struct WalGuard<'a> {
+    g: Option<MutexGuard<'a, Option<Wal>>>,
+    shown: &'a Shown,
+}
+
+impl WalGuard<'_> {
+    /// Release the lock until `cond` is signalled and the core is back.
+    fn wait(mut self, cond: &Condvar) -> Self {
+        if let Some(g) = self.g.take() {
+            if let Some(w) = g.as_ref() {
+                self.shown.publish(w);
+            }
+            let mut g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+            while g.is_none() {
+                g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            self.g = Some(g);
+        }
+        self
+    }
+}
+
+impl std::ops::Deref for WalGuard<'_> {
+    type Target = Wal;
+    fn deref(&self) -> &Wal {
+        self.g
+            .as_ref()
+            .and_then(|g| g.as_ref())
+            .expect("a locked WAL slot holds the core")
+    }
+}
+
+impl std::ops::DerefMut for WalGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Wal {
+        self.g
+            .as_mut()
+            .and_then(|g| g.as_mut())
+            .expect("a locked WAL slot holds the core")
+    }
+}
+
+impl Drop for WalGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.g.as_ref().and_then(|g| g.as_ref()) {
+            self.shown.publish(w);
+        }
+    }
+}
+
+/// The core taken out of its slot for a replay; handed back when dropped.
+struct CheckedOut<'a> {
+    wal: Option<Wal>,
+    from: &'a PyWal,
+}
+
+impl Drop for CheckedOut<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.wal.take() {
+            self.from.shown.publish(&w);
+            let mut g = self.from.slot.lock().unwrap_or_else(|p| p.into_inner());
+            *g = Some(w);
+            drop(g);
+            self.from.cond.notify_all();
+        }
+    }
 }
 
 impl PyWal {
     fn wrap(w: Wal) -> Self {
+        let shown = Shown::default();
+        shown.publish(&w);
         PyWal {
             stats: w.stats(),
-            inner: Mutex::new(w),
+            dir: w.dir().to_path_buf(),
+            segment_size: w.segment_size(),
+            owner: std::process::id(),
+            shown,
+            slot: Mutex::new(Some(w)),
             cond: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Wal> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// The locked slot, once it holds the core. Only with the GIL released.
+    fn lock_slot(&self) -> MutexGuard<'_, Option<Wal>> {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        while g.is_none() {
+            g = self.cond.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g
+    }
+
+    /// The core, locked. Only with the GIL released.
+    fn lock(&self) -> WalGuard<'_> {
+        WalGuard {
+            g: Some(self.lock_slot()),
+            shown: &self.shown,
+        }
+    }
+
+    /// The core, out of its slot until the result is dropped (other
+    /// callers wait for it). Only with the GIL released.
+    fn check_out(&self) -> CheckedOut<'_> {
+        let wal = self.lock_slot().take();
+        CheckedOut { wal, from: self }
+    }
+
+    /// A process forked from the owner must not write, and must not wait
+    /// for the lock either: a thread of the parent may have held it at the
+    /// fork, and that thread does not exist here.
+    fn check_owner(&self) -> Result<(), Error> {
+        if std::process::id() != self.owner {
+            return Err(Error::Closed(FORKED));
+        }
+        Ok(())
     }
 
     /// Block until saves up to `seq` are on stable storage.
     fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+        self.check_owner()?;
         let mut w = self.lock();
         loop {
             if w.durable_seq >= seq {
@@ -241,7 +389,7 @@ impl PyWal {
             if !w.syncing {
                 break;
             }
-            w = self.cond.wait(w).unwrap_or_else(|p| p.into_inner());
+            w = w.wait(&self.cond);
         }
         w.syncing = true;
         let flushed = w.flush_for_sync();
@@ -273,6 +421,7 @@ impl PyWal {
                 Err(e)
             }
         };
+        drop(w);
         self.cond.notify_all();
         out
     }
@@ -339,7 +488,12 @@ impl PyWal {
             error: None,
         };
         let res = py.detach(|| {
-            let mut w = self.lock();
+            // The sink takes the GIL for each chunk: the core is checked
+            // out, not locked, meanwhile.
+            let mut out = self.check_out();
+            let Some(w) = out.wal.as_mut() else {
+                return Err(Error::Closed("the WAL is closed"));
+            };
             let r = w.read_all_overlapped(&mut sink)?;
             let idx = r.last_index.max(w.durable_index);
             let seq = w.seq;
@@ -410,6 +564,7 @@ impl PyWal {
         let hs = extract_hard_state(hard_state)?;
         let owned = entries_of(entries)?;
         py.detach(|| {
+            self.check_owner()?;
             let refs: Vec<EntryRef<'_>> = owned
                 .iter()
                 .map(|e| EntryRef {
@@ -440,6 +595,7 @@ impl PyWal {
     /// Flush and fdatasync the tail now.
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
+            self.check_owner()?;
             let mut w = self.lock();
             w.seq += 1;
             let seq = w.seq;
@@ -458,16 +614,34 @@ impl PyWal {
         conf_state: Option<&[u8]>,
     ) -> PyResult<()> {
         let s = wal_snap(index, term, conf_state);
-        py.detach(|| self.lock().save_snapshot(&s)).map_err(to_py)
+        py.detach(|| {
+            self.check_owner()?;
+            self.lock().save_snapshot(&s)
+        })
+        .map_err(to_py)
     }
 
     fn release_lock_to(&self, py: Python<'_>, index: u64) -> PyResult<()> {
-        py.detach(|| self.lock().release_lock_to(index))
-            .map_err(to_py)
+        py.detach(|| {
+            self.check_owner()?;
+            self.lock().release_lock_to(index)
+        })
+        .map_err(to_py)
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let r = py.detach(|| {
+            if self.check_owner().is_err() {
+                // Let go of this process's handles if the lock is free
+                // (the core does no I/O in a forked child), never wait.
+                if let Ok(mut g) = self.slot.try_lock() {
+                    if let Some(w) = g.as_mut() {
+                        let _ = w.close();
+                        self.shown.publish(w);
+                    }
+                }
+                return Err(Error::Closed(FORKED));
+            }
             let r = self.lock().close();
             self.cond.notify_all();
             r
@@ -475,8 +649,8 @@ impl PyWal {
         r.map_err(to_py)
     }
 
-    fn locked_segments(&self) -> Vec<String> {
-        self.lock().locked_segments()
+    fn locked_segments(&self, py: Python<'_>) -> Vec<String> {
+        py.detach(|| self.lock().locked_segments())
     }
 
     /// Counters and histograms: {name: value} for counters and
@@ -498,27 +672,27 @@ impl PyWal {
 
     #[getter]
     fn durable_index(&self) -> u64 {
-        self.lock().durable_index
+        self.shown.durable_index.load(Ordering::Acquire)
     }
 
     #[getter]
     fn last_index(&self) -> u64 {
-        self.lock().last_index()
+        self.shown.last_index.load(Ordering::Acquire)
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.lock().is_closed()
+        self.shown.closed.load(Ordering::Acquire)
     }
 
     #[getter]
     fn dirpath(&self) -> PathBuf {
-        self.lock().dir().to_path_buf()
+        self.dir.clone()
     }
 
     #[getter]
     fn segment_size(&self) -> u64 {
-        self.lock().segment_size()
+        self.segment_size
     }
 }
 
@@ -530,26 +704,32 @@ pub struct PyDiskLog {
 }
 
 impl PyDiskLog {
+    /// Only with the GIL released.
     fn lock(&self) -> MutexGuard<'_, DiskLog> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run `f` on the log: at once if the lock is free, else waiting for
+    /// it with the GIL released.
+    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut DiskLog) -> R + Send) -> R {
+        match self.inner.try_lock() {
+            Ok(mut g) => f(&mut g),
+            Err(TryLockError::Poisoned(p)) => f(&mut p.into_inner()),
+            Err(TryLockError::WouldBlock) => py.detach(|| f(&mut self.lock())),
+        }
     }
 }
 
 #[pymethods]
 impl PyDiskLog {
-    fn __len__(&self) -> usize {
-        self.lock().len()
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.with(py, |log| log.len())
     }
 
     /// The term of the entry at position `k`.
-    fn term(&self, k: usize) -> PyResult<u64> {
-        let log = self.lock();
-        if k >= log.len() {
-            return Err(pyo3::exceptions::PyIndexError::new_err(
-                "DiskLog position out of range",
-            ));
-        }
-        Ok(log.term(k))
+    fn term(&self, py: Python<'_>, k: usize) -> PyResult<u64> {
+        let term = self.with(py, |log| (k < log.len()).then(|| log.term(k)));
+        term.ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("DiskLog position out of range"))
     }
 
     /// Entries at positions `[lo, hi)`, built as `entry_cls` objects.
@@ -574,19 +754,19 @@ impl PyDiskLog {
     }
 
     /// Keep the first `n` entries.
-    fn truncate(&self, n: usize) {
-        self.lock().truncate(n);
+    fn truncate(&self, py: Python<'_>, n: usize) {
+        self.with(py, |log| log.truncate(n));
     }
 
     /// Drop the first `n` entries.
-    fn drop_front(&self, n: usize) {
-        self.lock().drop_front(n);
+    fn drop_front(&self, py: Python<'_>, n: usize) {
+        self.with(py, |log| log.drop_front(n));
     }
 
     /// Bytes of memory the index takes.
     #[getter]
-    fn footprint(&self) -> usize {
-        self.lock().footprint()
+    fn footprint(&self, py: Python<'_>) -> usize {
+        self.with(py, |log| log.footprint())
     }
 }
 
