@@ -163,7 +163,11 @@ def test_read_only_tools_change_nothing_on_a_damaged_directory(tmp_path: Path) -
         assert where["snap"].name in r.stdout, (key, r.stdout)
         assert where["tail"].name in r.stdout and f"offset {where['offset']}" in r.stdout, key
     assert json.loads(said["verify --json"].stdout)["healthy"] is False
-    assert json.loads(said["inspect --json"].stdout)["problems"]
+    inspected = json.loads(said["inspect --json"].stdout)
+    assert inspected["problems"] and inspected["schema_version"] == 1
+    # and what a restart would recover, found with raftwal.open(read_only=True)
+    assert inspected["recovery"]["unreadable_snapshots"] == [where["snap"].name]
+    assert inspected["recovery"]["snapshot_index"] == 10
     # strict refuses the unreadable snapshot; the others pass over it and say so
     assert isinstance(said["open strict"], raftwal.CorruptionError)
     assert where["snap"].name in str(said["open strict"])

@@ -364,6 +364,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "problems": check.problems,
     }
     if snap_dir is not None:
+        data["recovery"] = _recovery_info(wal_dir.parent)
         snaps = []
         for name in Snapshotter(snap_dir).snap_names():
             try:
@@ -391,10 +392,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     ]
     for s in data.get("snapshots", []):
         lines.append(f"  snapshot file {s}")
+    if "recovery" in data:
+        lines.append(f"  a restart would recover: {data['recovery']}")
     lines.append("  healthy" if not check.problems else "  damage:")
     lines.extend(f"    {p}" for p in check.problems)
     _emit(args, "\n".join(lines), data)
     return 0 if not check.problems else 1
+
+
+def _recovery_info(data_dir: Path) -> dict[str, Any]:
+    """What a restart of ``data_dir`` would recover (read-only: nothing is
+    locked or changed), or the error that would stop it."""
+    try:
+        with open_storage(data_dir, read_only=True) as s:
+            hs, _ = s.initial_state()
+            rep = s.recovery
+            return {
+                "snapshot_index": rep.snapshot_index,
+                "snapshot_term": rep.snapshot_term,
+                "first_index": s.first_index(),
+                "last_index": s.last_index(),
+                "hard_state": {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
+                "unreadable_snapshots": [name for name, _ in rep.broken_snapshots],
+            }
+    except Error as exc:
+        return {"error": _problem(exc)}
 
 
 def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
