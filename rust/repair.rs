@@ -19,8 +19,7 @@ fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
         .iter()
         .map(|n| {
             let path = dir.join(&n.name);
-            let file = File::open(&path)
-                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+            let file = segment::open_file(&path, false)?;
             let size = file
                 .metadata()
                 .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
@@ -34,7 +33,6 @@ fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
         .collect()
 }
 
-/// Check a CRC record against the chain and reseed it, as every reader does.
 /// Copy the segment at `path` to `<path>.broken`, then truncate it (open
 /// and locked as `file`) to `len` bytes and fsync it.
 fn cut_keeping_copy(path: &Path, file: &File, len: u64) -> Result<()> {
@@ -55,10 +53,48 @@ fn cut_keeping_copy(path: &Path, file: &File, len: u64) -> Result<()> {
     fsutil::fdatasync(file).map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))
 }
 
-/// etcd's `Repair`: if the last segment ends in a torn or truncated record,
-/// copy it to `<name>.broken`, truncate it before that record and fsync.
-/// True if the WAL is now clean; false if there was nothing to repair it
-/// with (no directory, no segment) or the damage is not a torn tail.
+/// A decoder stop as an error; a torn record before the last segment
+/// cannot be a writer's unfinished tail, so it is corruption there.
+fn reader_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
+    match stop {
+        Stop::Torn { seg, offset } if seg + 1 < dec.inputs.len() => Error::Corrupt {
+            file: dir.join(&dec.inputs[seg].name).display().to_string(),
+            offset,
+            what: "torn or truncated record before the last segment".into(),
+        },
+        stop => stop_error(stop, dec, dir),
+    }
+}
+
+/// Where a reader of the whole directory starts: index 0 when the oldest
+/// segment holds the log from its beginning, otherwise the oldest snapshot
+/// record (of those `valid_snapshot_entries` returns) that a remaining
+/// segment covers, as on a member whose old segments were purged.
+pub fn oldest_start(dir: &Path) -> Result<WalSnap> {
+    let names = segment::list(dir)?;
+    let Some(first) = names.first() else {
+        return Err(Error::NotFound(format!(
+            "no WAL segment in {}",
+            dir.display()
+        )));
+    };
+    if first.index == 0 {
+        return Ok(WalSnap::default());
+    }
+    let snaps = valid_snapshot_entries(dir)?;
+    Ok(snaps
+        .into_iter()
+        .find(|s| s.index >= first.index)
+        .unwrap_or_default())
+}
+
+/// etcd's `Repair`, checked: if the log ends in a torn or truncated record
+/// of the last segment, copy that segment to `<name>.broken`, truncate it
+/// before the record and fsync. Ok(true) when the WAL now verifies from
+/// where a reader starts (`oldest_start`), whether or not something was
+/// cut; Ok(false) when there is nothing to repair with (no directory, no
+/// segment). Any other damage, anywhere, is returned as the error that
+/// names it, and nothing is changed.
 pub fn repair(dir: &Path) -> Result<bool> {
     let names = match segment::list(dir) {
         Ok(n) => n,
@@ -71,43 +107,18 @@ pub fn repair(dir: &Path) -> Result<bool> {
         return Ok(false);
     };
     let path = dir.join(&last.name);
-    let file = match fsutil::open_locked(&path, true) {
-        Ok(Some(f)) => f,
-        Ok(None) => return Err(Error::Locked(path.display().to_string())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
+    let file = segment::open_locked(&path)?;
+    let start = oldest_start(dir)?;
+    // verify reports a torn record only once every record before it passed
+    // its checks, so a torn tail here is the only damage there is.
+    let off = match verify(dir, &start) {
+        Ok(_) => return Ok(true),
+        Err(Error::TornTail { file, offset }) if file == path.display().to_string() => offset,
+        Err(e) => return Err(e),
     };
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
-        .len();
-    let file = Arc::new(file);
-    let mut dec = Decoder::new(vec![Input {
-        name: last.name.clone(),
-        file: file.clone(),
-        size,
-    }]);
-    loop {
-        match dec.next_frame() {
-            Ok(Some(f)) => {
-                if f.rec.rtype == record::CRC {
-                    let (crc, off) = (f.rec.crc, f.offset);
-                    if check_chain(&mut dec, crc, path.display().to_string(), off).is_err() {
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(None) => return Ok(true),
-            Err(Stop::Torn { .. }) => {
-                cut_keeping_copy(&path, &file, dec.last_valid_off)?;
-                return Ok(true);
-            }
-            Err(Stop::Io(e, _)) => {
-                return Err(Error::io(format!("cannot read {}", path.display()), e))
-            }
-            Err(_) => return Ok(false),
-        }
-    }
+    cut_keeping_copy(&path, &file, off)?;
+    verify(dir, &start)?;
+    Ok(true)
 }
 
 /// etcd's `Verify`, stricter: a torn tail, a gap between entry indexes and
@@ -128,7 +139,7 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
         let f = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(stop) => return Err(stop_error(stop, &dec, dir)),
+            Err(stop) => return Err(reader_error(stop, &dec, dir)),
         };
         let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
         let data = f.rec.data;
@@ -184,6 +195,7 @@ pub fn valid_snapshot_entries(dir: &Path) -> Result<Vec<WalSnap>> {
         .iter()
         .map(|n| dir.join(&n.name).display().to_string())
         .collect();
+    let count = inputs.len();
     let mut dec = Decoder::new(inputs);
     let mut snaps = Vec::new();
     let mut state = HardState::default();
@@ -191,8 +203,10 @@ pub fn valid_snapshot_entries(dir: &Path) -> Result<Vec<WalSnap>> {
         let f = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(Stop::Torn { .. }) => break,
-            Err(stop) => return Err(stop_error(stop, &dec, dir)),
+            // A reader stops at a torn tail (a live writer's unfinished
+            // record); a torn record before the last segment is damage.
+            Err(Stop::Torn { seg, .. }) if seg + 1 == count => break,
+            Err(stop) => return Err(reader_error(stop, &dec, dir)),
         };
         let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
         match rtype {
@@ -298,6 +312,9 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
     let inputs = open_inputs(dir, &names[..usable])?;
     let mut dec = Decoder::new(inputs);
     let mut bad: Option<(usize, u64, &'static str, String)> = None;
+    // The highest index the next entry may have (None: no entry yet). A
+    // snapshot record at S lets the log go on at S + 1.
+    let mut next_max: Option<u64> = None;
     loop {
         let f = match dec.next_frame() {
             Ok(Some(f)) => f,
@@ -324,11 +341,25 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
         let problem = match rtype {
             record::ENTRY => match record::decode_entry(f.rec.data.unwrap_or(&[])) {
+                Ok(e) if next_max.is_some_and(|m| e.index > m) => Some(format!(
+                    "index gap: entry {}, expected at most {}",
+                    e.index,
+                    next_max.unwrap_or_default()
+                )),
                 Ok(e) => {
                     out.last_kept_index = e.index;
+                    next_max = Some(e.index.saturating_add(1));
                     None
                 }
                 Err(err) => Some(format!("entry data: {err}")),
+            },
+            record::SNAPSHOT => match record::decode_wal_snap(f.rec.data.unwrap_or(&[])) {
+                Ok(s) => {
+                    let after = s.index.saturating_add(1);
+                    next_max = Some(next_max.map_or(after, |m| m.max(after)));
+                    None
+                }
+                Err(err) => Some(format!("snapshot: {err}")),
             },
             record::CRC => {
                 if dec.crc != 0 && dec.crc != rcrc {
@@ -338,7 +369,7 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
                     None
                 }
             }
-            record::METADATA | record::STATE | record::SNAPSHOT => None,
+            record::METADATA | record::STATE => None,
             t => Some(format!("unexpected block type {t}")),
         };
         if let Some(p) = problem {
@@ -359,12 +390,14 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         }
         None => return Ok(out),
     };
+    // Every segment about to change must be free of writers first.
+    let mut held = Vec::new();
+    for n in &names[cut_seg..] {
+        held.push(segment::open_locked(&dir.join(&n.name))?);
+    }
     if let Some(offset) = cut_off {
         let path = dir.join(&names[cut_seg].name);
-        let f = fsutil::open_locked(&path, false)
-            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
-            .ok_or_else(|| Error::Locked(path.display().to_string()))?;
-        cut_keeping_copy(&path, &f, offset)?;
+        cut_keeping_copy(&path, &held[0], offset)?;
         out.damaged = Some((path.display().to_string(), offset));
     }
     let first_moved = if cut_off.is_some() {
@@ -385,5 +418,6 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         out.moved.push(n.name.clone());
     }
     fsutil::sync_dir(dir).map_err(|e| Error::io(format!("cannot fsync {}", dir.display()), e))?;
+    drop(held);
     Ok(out)
 }

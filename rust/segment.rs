@@ -4,9 +4,13 @@
 //! the first entry it is meant to hold. Like etcd, the parser accepts any
 //! hex digits (`0-0.wal` too), and names are sorted as strings.
 
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::fsutil;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegName {
@@ -61,6 +65,65 @@ pub fn exists(dir: &Path) -> bool {
             .extension()
             .is_some_and(|x| x == "wal")
     })
+}
+
+/// Open the segment at `path` for reading (and writing if `write`),
+/// refusing anything but a regular file with a `Corrupt` error naming it.
+/// The open never blocks: a FIFO or a device named like a segment would
+/// otherwise hang a reader (`O_NONBLOCK` until the type is known).
+pub fn open_file(path: &Path, write: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let ft = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+        .file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "a fifo"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a file"
+        };
+        return Err(Error::Corrupt {
+            file: path.display().to_string(),
+            offset: 0,
+            what: format!("not a regular file ({kind})"),
+        });
+    }
+    let fd = file.as_raw_fd();
+    // SAFETY: plain fcntl calls on a valid descriptor.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags != -1 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) != -1
+    };
+    if !cleared {
+        return Err(Error::io(
+            format!("cannot open {}", path.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(file)
+}
+
+/// `open_file` for writing, with the writer's exclusive lock taken without
+/// waiting: another holder gives `Error::Locked`.
+pub fn open_locked(path: &Path) -> Result<File> {
+    let file = open_file(path, true)?;
+    match fsutil::lock(&file, false) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(Error::Locked(path.display().to_string())),
+        Err(e) => Err(Error::io(format!("cannot lock {}", path.display()), e)),
+    }
 }
 
 /// Position of the last segment whose first index is <= `index`.

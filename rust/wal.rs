@@ -562,12 +562,9 @@ impl Wal {
         for n in &names {
             let path = dir.join(&n.name);
             let file = if writable {
-                fsutil::open_locked(&path, false)
-                    .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
-                    .ok_or_else(|| Error::Locked(path.display().to_string()))?
+                segment::open_locked(&path)?
             } else {
-                File::open(&path)
-                    .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?
+                segment::open_file(&path, false)?
             };
             let size = file
                 .metadata()

@@ -466,7 +466,9 @@ def test_repair_refuses_crc_damage(tmp_path: Path) -> None:
         fh.write(bytes([b[0] ^ 0x55]))
     with WAL.open(d) as w, pytest.raises(raftwal.CRCMismatchError, match=f"offset {f.offset}"):
         w.read_all()
-    assert raftwal.repair(d) is False
+    # damage repair cannot mend raises the error that names it
+    with pytest.raises(raftwal.CRCMismatchError, match=f"offset {f.offset}"):
+        raftwal.repair(d)
     assert not any(p.name.endswith(".broken") for p in d.iterdir())
     # a reader stops at the damage and never returns changed data
     with WAL.open_for_read(d) as w, pytest.raises(raftwal.CRCMismatchError):

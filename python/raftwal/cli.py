@@ -6,11 +6,16 @@
     raftwal dump DIR             entries (filter by index range and type; --etcd decodes)
     raftwal verify DIR           strict check; exit 1 on damage, naming file and offset
     raftwal repair DIR           truncate a torn tail (keeping a .broken copy)
+
+inspect, dump and verify only read: they rename, delete, truncate and lock
+nothing, so they are safe on a live etcd member directory.
     raftwal diskcheck [DIR]      is this disk fast enough for a Raft log? (etcd's fio test)
     raftwal bench                side-by-side speed comparison
 
 ``DIR`` is a data directory (``wal/``, ``snap/``), an etcd member directory
-(``.../member``) or a WAL directory itself. Exit status 0 means healthy.
+(``.../member``) or a WAL directory itself. Exit status 0 means healthy
+(or repaired), 1 damage found (not repaired), 2 a usage error, a missing
+path or an operating-system failure.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .errors import Error, NoSnapshotError, SnapshotNotFoundError, WALNotFoundError
-from .messages import ConfState, Entry, EntryType, HardState, MemberMetadata
+from .errors import Error, SnapshotNotFoundError, WALNotFoundError
+from .messages import ConfState, Entry, EntryType, HardState, MemberMetadata, WalSnapshot
 from .node import open as open_storage
 from .snap import Snapshotter
 from .wal import WAL, repair, salvage, valid_snapshot_entries, verify
@@ -48,11 +53,91 @@ def _dirs(path: Path) -> tuple[Path, Path | None]:
     return path, None
 
 
+SCHEMA_VERSION = 1
+
+
 def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
+        print(json.dumps({"schema_version": SCHEMA_VERSION} | data, indent=2, sort_keys=True))
     else:
         print(human)
+
+
+def _problem(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _segment_start(name: str) -> int | None:
+    """The first index a segment name says it holds, or None."""
+    stem = name.removesuffix(".wal")
+    try:
+        return int(stem.split("-", 1)[1], 16)
+    except (IndexError, ValueError):
+        return None
+
+
+def _oldest_start(wal_dir: Path, snaps: list[WalSnapshot]) -> WalSnapshot:
+    """Where a reader of the whole WAL starts: index 0 when the oldest
+    segment holds the log from its beginning, otherwise the oldest snapshot
+    record a remaining segment covers (old segments purged)."""
+    starts = sorted(
+        (p.name, _segment_start(p.name)) for p in wal_dir.iterdir() if p.suffix == ".wal"
+    )
+    first = next((i for _, i in starts if i is not None), 0)
+    if first == 0:
+        return WalSnapshot()
+    return next((s for s in snaps if s.index >= first), WalSnapshot())
+
+
+@dataclasses.dataclass
+class _Check:
+    """What a strict, read-only look at a directory found."""
+
+    problems: list[str]
+    hard_state: HardState | None
+    start: WalSnapshot
+
+
+def _check(wal_dir: Path, snap_dir: Path | None) -> _Check:
+    """Check, without changing anything, what a strict restart reads: every
+    segment's frames and CRC chain, every ``.snap`` file, and the log from
+    the snapshot a restart would use (a data directory: the newest readable
+    ``.snap`` file the WAL holds a record of; a bare WAL directory: where
+    its oldest segment starts). Operating-system failures propagate."""
+    problems: list[str] = []
+    snaps: list[WalSnapshot] = []
+    try:
+        snaps = valid_snapshot_entries(wal_dir)
+    except Error as exc:
+        problems.append(_problem(exc))
+    if snap_dir is not None:
+        sn = Snapshotter(snap_dir)
+        problems.extend(_problem(exc) for _, exc in sn.unreadable())
+        chosen, _ = sn.scan_newest_available(snaps)
+        start = WalSnapshot()
+        if chosen is not None:
+            start = WalSnapshot(index=chosen.metadata.index, term=chosen.metadata.term)
+    else:
+        start = _oldest_start(wal_dir, snaps)
+    hs = None
+    try:
+        hs = verify(wal_dir, start)
+    except Error as exc:
+        problem = _problem(exc)
+        if problem not in problems:
+            problems.append(problem)
+    return _Check(problems, hs, start)
+
+
+def _missing(args: argparse.Namespace) -> int | None:
+    """Exit status 2 (with the message) when the path does not exist."""
+    if Path(args.dir).exists():
+        return None
+    msg = f"raftwal {args.command}: {args.dir}: no such file or directory"
+    if args.json:
+        _emit(args, "", {"error": {"type": "FileNotFoundError", "message": msg}})
+    print(msg, file=sys.stderr)
+    return 2
 
 
 # --- progress ------------------------------------------------------------------------
@@ -259,9 +344,12 @@ def _metadata_info(md: bytes) -> dict[str, Any]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if (rc := _missing(args)) is not None:
+        return rc
     wal_dir, snap_dir = _dirs(Path(args.dir))
     segs = sorted(p for p in wal_dir.iterdir() if p.suffix == ".wal")
     md, hs, entries = _read_all(wal_dir, "inspect")
+    check = _check(wal_dir, snap_dir)
     data: dict[str, Any] = {
         "wal_dir": str(wal_dir),
         "segments": [{"name": p.name, "size": p.stat().st_size} for p in segs],
@@ -272,8 +360,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "last_index": entries[-1].index if entries else None,
         "terms": sorted({e.term for e in entries}),
         "wal_snapshots": [[s.index, s.term] for s in valid_snapshot_entries(wal_dir)],
+        "healthy": not check.problems,
+        "problems": check.problems,
     }
     if snap_dir is not None:
+        data["recovery"] = _recovery_info(wal_dir.parent)
         snaps = []
         for name in Snapshotter(snap_dir).snap_names():
             try:
@@ -301,8 +392,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     ]
     for s in data.get("snapshots", []):
         lines.append(f"  snapshot file {s}")
+    if "recovery" in data:
+        lines.append(f"  a restart would recover: {data['recovery']}")
+    lines.append("  healthy" if not check.problems else "  damage:")
+    lines.extend(f"    {p}" for p in check.problems)
     _emit(args, "\n".join(lines), data)
-    return 0
+    return 0 if not check.problems else 1
+
+
+def _recovery_info(data_dir: Path) -> dict[str, Any]:
+    """What a restart of ``data_dir`` would recover (read-only: nothing is
+    locked or changed), or the error that would stop it."""
+    try:
+        with open_storage(data_dir, read_only=True) as s:
+            hs, _ = s.initial_state()
+            rep = s.recovery
+            return {
+                "snapshot_index": rep.snapshot_index,
+                "snapshot_term": rep.snapshot_term,
+                "first_index": s.first_index(),
+                "last_index": s.last_index(),
+                "hard_state": {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
+                "unreadable_snapshots": [name for name, _ in rep.broken_snapshots],
+            }
+    except Error as exc:
+        return {"error": _problem(exc)}
 
 
 def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
@@ -327,6 +441,8 @@ def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
+    if (rc := _missing(args)) is not None:
+        return rc
     wal_dir, _ = _dirs(Path(args.dir))
     _, _, entries = _read_all(wal_dir, "dump")
     types = {t.name.removeprefix("Entry").lower(): t for t in EntryType}
@@ -378,71 +494,66 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if (rc := _missing(args)) is not None:
+        return rc
     wal_dir, snap_dir = _dirs(Path(args.dir))
-    problems: list[str] = []
-    hs = None
-    try:
-        hs = verify(wal_dir)
-    except (Error, OSError) as exc:
-        problems.append(f"{type(exc).__name__}: {exc}")
-    if snap_dir is not None:
-        for name in Snapshotter(snap_dir).snap_names():
-            try:
-                Snapshotter.read(snap_dir / name)
-            except (Error, OSError) as exc:
-                problems.append(f"{type(exc).__name__}: {exc}")
-        try:
-            Snapshotter(snap_dir).load_newest_available(valid_snapshot_entries(wal_dir))
-        except NoSnapshotError:
-            pass
-        except (Error, OSError) as exc:
-            problems.append(f"{type(exc).__name__}: {exc}")
+    check = _check(wal_dir, snap_dir)
+    hs = check.hard_state
     data = {
-        "healthy": not problems,
-        "problems": problems,
-        "hard_state": None if hs is None else [hs.term, hs.vote, hs.commit],
+        "healthy": not check.problems,
+        "problems": check.problems,
+        "hard_state": None
+        if hs is None
+        else {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
+        "from_snapshot": {"index": check.start.index, "term": check.start.term},
     }
-    human = "healthy" if not problems else "\n".join(problems)
+    human = "healthy" if not check.problems else "\n".join(check.problems)
     _emit(args, f"{wal_dir}: {human}", data)
-    return 0 if not problems else 1
+    return 0 if not check.problems else 1
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    wal_dir, _ = _dirs(Path(args.dir))
+    if (rc := _missing(args)) is not None:
+        return rc
+    wal_dir, snap_dir = _dirs(Path(args.dir))
+    data: dict[str, Any]
     if args.mode == "salvage":
         rep = salvage(wal_dir)
-        sdata = dataclasses.asdict(rep)
+        data = dataclasses.asdict(rep)
         if not rep.changed:
-            shuman = f"{wal_dir}: clean, nothing salvaged (last index {rep.last_kept_index})"
+            human = f"{wal_dir}: no damage found, nothing cut (last index {rep.last_kept_index})"
         else:
             where = (
                 f"{rep.damaged_file} at offset {rep.damaged_offset}"
                 if rep.damaged_file
                 else "a missing segment"
             )
-            shuman = (
+            human = (
                 f"{wal_dir}: {rep.kind} damage ({rep.detail}) in {where}; kept entries up to "
                 f"{rep.last_kept_index}; moved aside: {', '.join(rep.moved) or 'nothing'}"
             )
-        _emit(args, shuman, sdata)
-        return 0
-    before = {p.name for p in wal_dir.iterdir()} if wal_dir.is_dir() else set()
-    ok = repair(wal_dir)
-    broken = sorted({p.name for p in wal_dir.iterdir()} - before) if wal_dir.is_dir() else []
-    data = {"repaired": ok, "broken_copies": broken}
-    human = (
-        f"{wal_dir}: "
-        + (
-            "the last segment ends cleanly, nothing to truncate"
+    else:
+        before = {p.name for p in wal_dir.iterdir()} if wal_dir.is_dir() else set()
+        ok = repair(wal_dir)
+        broken = sorted({p.name for p in wal_dir.iterdir()} - before) if wal_dir.is_dir() else []
+        data = {"repaired": ok, "broken_copies": broken}
+        if not ok:
+            data |= {"healthy": False, "problems": [f"no WAL segment in {wal_dir}"]}
+            _emit(args, f"{wal_dir}: nothing to repair: no WAL segment", data)
+            return 1
+        human = f"{wal_dir}: " + (
+            "no damage found, nothing to truncate"
             if not broken
-            else "torn tail truncated"
+            else f"torn tail truncated; kept {', '.join(broken)}"
         )
-        + (f"; kept {', '.join(broken)}" if broken else "")
-        if ok
-        else f"{wal_dir}: not repairable (no segments, or damage that is not a torn tail)"
-    )
+    # What the repair left must pass the strict check; what it could not
+    # repair (a .snap file, say) is reported and the exit status says so.
+    check = _check(wal_dir, snap_dir)
+    data |= {"healthy": not check.problems, "problems": check.problems}
+    if check.problems:
+        human += "\nstill damaged:\n" + "\n".join(check.problems)
     _emit(args, human, data)
-    return 0 if ok else 1
+    return 0 if not check.problems else 1
 
 
 # --- diskcheck, bench ---------------------------------------------------------------------
@@ -586,8 +697,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
     except (Error, OSError) as exc:
-        print(f"raftwal {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        # damage (a raftwal.Error) is 1; an operating-system failure is 2
+        rc = 1 if isinstance(exc, Error) else 2
+        msg = f"raftwal {args.command}: {type(exc).__name__}: {exc}"
+        if getattr(args, "json", False):
+            err = {"type": type(exc).__name__, "message": str(exc)}
+            for attr in ("path", "offset"):
+                if getattr(exc, attr, None) is not None:
+                    err[attr] = getattr(exc, attr)
+            _emit(args, "", {"healthy": False, "error": err})
+        print(msg, file=sys.stderr)
     return rc
 
 

@@ -26,7 +26,7 @@ from .disk import DiskStorage
 from .errors import (
     CompactedError,
     CorruptionError,
-    NoSnapshotError,
+    Error,
     SnapOutOfDateError,
     TornTailError,
     WALNotFoundError,
@@ -58,11 +58,14 @@ class RecoveryReport:
     it loaded and whether a torn tail had to be repaired."""
 
     __slots__ = (
+        "broken_snapshots",
         "created",
         "damage",
         "entries",
         "last_index",
         "mode",
+        "quarantined",
+        "removed",
         "repaired",
         "salvage",
         "snapshot_index",
@@ -71,6 +74,13 @@ class RecoveryReport:
 
     def __init__(self) -> None:
         self.mode = "tolerate-tail"
+        # .snap files (names) that failed to read and were passed over,
+        # newest first, with why
+        self.broken_snapshots: list[tuple[str, str]] = []
+        # files renamed to *.broken (paths, as renamed to)
+        self.quarantined: list[str] = []
+        # leftover files deleted (paths): db.tmp* of an interrupted transfer
+        self.removed: list[str] = []
         self.damage: tuple[str, int] | None = None
         self.salvage: SalvageReport | None = None
         self.created = False
@@ -84,7 +94,9 @@ class RecoveryReport:
         return (
             f"RecoveryReport(created={self.created}, snapshot=({self.snapshot_index}, "
             f"{self.snapshot_term}), entries={self.entries}, last_index={self.last_index}, "
-            f"repaired={self.repaired}, damage={self.damage}, mode={self.mode!r})"
+            f"repaired={self.repaired}, damage={self.damage}, mode={self.mode!r}, "
+            f"broken_snapshots={[n for n, _ in self.broken_snapshots]}, "
+            f"quarantined={self.quarantined}, removed={self.removed})"
         )
 
 
@@ -392,25 +404,101 @@ class DurableStorage:
 RECOVERY_MODES = ("strict", "tolerate-tail", "salvage")
 
 
+def _choose_snapshot(
+    wal_dir: Path, snapshotter: Snapshotter | None, recovery: str, report: RecoveryReport
+) -> tuple[Snapshot | None, list[str]]:
+    """The snapshot a restart uses (the newest readable ``.snap`` file the
+    WAL holds a record of) and the names of the newer files that failed to
+    read, found without changing anything. ``strict`` refuses such a file
+    with a :class:`CorruptionError` naming it."""
+    if snapshotter is None:
+        return None, []
+    snapshot, broken = snapshotter.scan_newest_available(valid_snapshot_entries(wal_dir))
+    if broken and recovery == "strict":
+        name, exc = broken[0]
+        path = os.path.join(snapshotter.dirpath, name)
+        raise CorruptionError(f"snap: cannot load {path}: {exc}") from exc
+    report.broken_snapshots = [(name, str(exc)) for name, exc in broken]
+    return snapshot, [name for name, _ in broken]
+
+
 def _load(
-    wal_dir: Path, snapshotter: Snapshotter, segment_size: int, bounded: bool
-) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog]:
-    """One attempt at etcd's restart: snapshot, WAL at it, replay."""
-    snapshot: Snapshot | None
-    try:
-        snapshot = snapshotter.load_newest_available(valid_snapshot_entries(wal_dir))
-    except NoSnapshotError:
-        snapshot = None
+    wal_dir: Path,
+    snapshotter: Snapshotter | None,
+    segment_size: int,
+    bounded: bool,
+    recovery: str,
+    report: RecoveryReport,
+    read_only: bool,
+) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog, list[str]]:
+    """One attempt at etcd's restart: snapshot, WAL at it, replay. Nothing
+    is changed on disk here; the names of unreadable ``.snap`` files passed
+    over are returned for the writer to quarantine once it holds the WAL."""
+    snapshot, broken = _choose_snapshot(wal_dir, snapshotter, recovery, report)
     walsnap = WalSnapshot()
     if snapshot is not None:
         walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
-    wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
+    if read_only:
+        wal = WAL.open_for_read(wal_dir, walsnap)
+    else:
+        wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
     try:
         md, hs, entries = wal.read_all_indexed() if bounded else wal.read_all()
     except BaseException:
         wal.close()
         raise
-    return wal, snapshot, md, hs, entries
+    return wal, snapshot, md, hs, entries, broken
+
+
+def _tidy_snap_dir(snapshotter: Snapshotter, broken: list[str], report: RecoveryReport) -> None:
+    """What etcd's restart changes in the snapshot directory, done only by a
+    writer that holds the WAL, and reported: unreadable ``.snap`` files
+    renamed to ``*.broken``, ``db.tmp*`` leftovers of an interrupted
+    transfer deleted."""
+    for name in broken:
+        renamed = snapshotter.quarantine(name)
+        if renamed is not None:
+            report.quarantined.append(os.path.join(snapshotter.dirpath, renamed))
+    for name in snapshotter.remove_orphaned_db_tmp():
+        report.removed.append(os.path.join(snapshotter.dirpath, name))
+
+
+class _ReadOnlyStorage(DurableStorage):
+    """A :class:`DurableStorage` from ``raftwal.open(..., read_only=True)``:
+    serves the Storage protocol from what was recovered; every write is
+    refused, before anything changes."""
+
+    def _refuse(self) -> Error:
+        return Error("raftwal: the storage was opened with read_only=True; it cannot write")
+
+    def save(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry] = (),
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        raise self._refuse()
+
+    def save_async(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry] = (),
+        snapshot: Snapshot | None = None,
+    ) -> Future[None]:
+        raise self._refuse()
+
+    async def asave(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry] = (),
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        raise self._refuse()
+
+    def create_snapshot(
+        self, index: int, conf_state: ConfState | None, data: bytes | None
+    ) -> Snapshot:
+        raise self._refuse()
 
 
 def open(
@@ -424,6 +512,7 @@ def open(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     recovery: str = "tolerate-tail",
     bounded_memory: bool = False,
+    read_only: bool = False,
 ) -> DurableStorage:
     """Open (creating when absent) the durable storage in ``data_dir``:
     ``data_dir/wal`` and ``data_dir/snap``. An etcd member directory
@@ -445,6 +534,18 @@ def open(
       was dropped.
 
     ``.recovery`` (a :class:`RecoveryReport`) tells what was found and done.
+    Nothing is renamed or deleted before the WAL's lock is held: unreadable
+    ``.snap`` files passed over (``strict`` refuses them) are then renamed
+    to ``*.broken`` and ``db.tmp*`` leftovers deleted, as etcd does, and
+    both are listed in ``.recovery``.
+
+    ``read_only=True`` recovers the same state from a directory that may be
+    live (an etcd member) or a backup without writing anything and without
+    a lock: the WAL is read as :meth:`WAL.open_for_read` reads it (the
+    intact prefix), unreadable ``.snap`` files are passed over (named in
+    ``.recovery.broken_snapshots``) and left where they are, a missing
+    directory raises :class:`WALNotFoundError`, and ``save``,
+    ``save_async`` and ``create_snapshot`` raise :class:`raftwal.Error`.
 
     ``bounded_memory=True`` keeps the recovered log on disk: memory holds 12
     bytes of index per entry, and entries are read back (CRC-checked) when
@@ -457,9 +558,15 @@ def open(
     wal_dir, snap_dir = root / "wal", root / "snap"
     report = RecoveryReport()
     report.mode = recovery
-    _private_dir(root)
-    _private_dir(snap_dir)
-    snapshotter = Snapshotter(snap_dir)
+    snapshotter: Snapshotter | None
+    if read_only:
+        if not wal_exists(wal_dir):
+            raise WALNotFoundError(f"raftwal: no WAL segment in {wal_dir}")
+        snapshotter = Snapshotter(snap_dir) if snap_dir.is_dir() else None
+    else:
+        _private_dir(root)
+        _private_dir(snap_dir)
+        snapshotter = Snapshotter(snap_dir)
     memory = MemoryStorage()
     created: WAL | None = None
     if not wal_exists(wal_dir):
@@ -474,15 +581,17 @@ def open(
         wal = created
         report.created = True
         md = metadata or b""
+        if snapshotter is not None:
+            _tidy_snap_dir(snapshotter, [], report)
     else:
         while True:
             try:
-                wal, snapshot, md, hs, entries = _load(
-                    wal_dir, snapshotter, segment_size, bounded_memory
+                wal, snapshot, md, hs, entries, broken = _load(
+                    wal_dir, snapshotter, segment_size, bounded_memory, recovery, report, read_only
                 )
                 break
             except (CorruptionError, WALNotFoundError) as exc:
-                if report.repaired or recovery == "strict":
+                if report.repaired or recovery == "strict" or read_only:
                     raise
                 path, offset = getattr(exc, "path", None), getattr(exc, "offset", None)
                 if path is not None and offset is not None:
@@ -495,6 +604,13 @@ def open(
                     if not report.salvage.changed:
                         raise
                 report.repaired = True
+        if not read_only and snapshotter is not None:
+            # The WAL is open for writing: its lock is held.
+            try:
+                _tidy_snap_dir(snapshotter, broken, report)
+            except BaseException:
+                wal.close()
+                raise
         if snapshot is not None:
             memory.apply_snapshot(snapshot)
             report.snapshot_index = snapshot.metadata.index
@@ -509,8 +625,8 @@ def open(
         report.entries = len(entries)
         del entries
     report.last_index = memory.last_index()
-    disk = DiskStorage(wal, snapshotter)
-    storage = DurableStorage(
+    disk = DiskStorage(wal, snapshotter or Snapshotter(snap_dir))
+    storage = (_ReadOnlyStorage if read_only else DurableStorage)(
         disk,
         memory,
         metadata=md,

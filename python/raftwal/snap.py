@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 
@@ -68,6 +69,28 @@ def _fsync_dir(dirpath: str) -> None:
     fd = os.open(dirpath, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of ``path``, refusing (:class:`CorruptionError`) anything
+    but a regular file; the open never blocks, even on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a fifo"
+                if stat.S_ISFIFO(mode)
+                else "a directory"
+                if stat.S_ISDIR(mode)
+                else "not a file"
+            )
+            raise CorruptionError(f"snap: {path} is not a regular file ({kind})")
+        os.set_blocking(fd, True)
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
     finally:
         os.close(fd)
 
@@ -137,11 +160,12 @@ class Snapshotter:
         Raises :class:`EmptySnapshotError` for an empty file or a wrapper with
         no data or a zero CRC, :class:`CRCMismatchError` when the data does not
         match its CRC, and :class:`CorruptionError` when the wrapper or the
-        snapshot does not decode. Failures to read the file stay ``OSError``.
+        snapshot does not decode, or when ``path`` is not a regular file (a
+        FIFO is refused, never waited on). Failures to read the file stay
+        ``OSError``.
         """
         path = os.fspath(path)
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = _read_regular_file(path)
         if not raw:
             raise EmptySnapshotError(f"snap: empty snapshot: {path} is an empty file")
         try:
@@ -188,37 +212,71 @@ class Snapshotter:
         wanted = {(w.term, w.index) for w in wal_snaps}
         return self._load_matching(lambda s: (s.metadata.term, s.metadata.index) in wanted)
 
-    def _load_matching(self, accept: Callable[[Snapshot], bool]) -> Snapshot:
-        """The first candidate, newest first, that reads and satisfies ``accept``."""
-        self._remove_orphaned_db_tmp()
+    def scan_newest_available(
+        self, wal_snaps: Iterable[WalSnapshot]
+    ) -> tuple[Snapshot | None, list[tuple[str, Error | OSError]]]:
+        """What :meth:`load_newest_available` would load, without changing
+        anything: the snapshot (None when none matches) and the files that
+        failed to read on the way, newest first, with why."""
+        wanted = {(w.term, w.index) for w in wal_snaps}
+        return self._scan(lambda s: (s.metadata.term, s.metadata.index) in wanted)
+
+    def unreadable(self) -> list[tuple[str, Error | OSError]]:
+        """Every ``.snap`` file that fails to read, newest first, with why
+        (nothing is changed)."""
+        return self._scan(lambda _s: False)[1]
+
+    def _scan(
+        self, accept: Callable[[Snapshot], bool]
+    ) -> tuple[Snapshot | None, list[tuple[str, Error | OSError]]]:
+        broken: list[tuple[str, Error | OSError]] = []
         for name in self.snap_names():
             path = os.path.join(self._dir, name)
             try:
                 snap = self.read(path)
             except (Error, OSError) as exc:
-                _log.warning(
-                    "snap: cannot load %s (%s); renaming it to *%s", path, exc, BROKEN_SUFFIX
-                )
-                self._quarantine(path)
+                broken.append((name, exc))
                 continue
             if accept(snap):
-                return snap
-        raise NoSnapshotError(f"snap: no available snapshot in {self._dir}")
+                return snap, broken
+        return None, broken
 
-    def _remove_orphaned_db_tmp(self) -> None:
-        """Delete ``db.tmp*`` files left by an interrupted database transfer, as etcd does."""
-        for name in os.listdir(self._dir):
+    def _load_matching(self, accept: Callable[[Snapshot], bool]) -> Snapshot:
+        """The first candidate, newest first, that reads and satisfies ``accept``."""
+        self.remove_orphaned_db_tmp()
+        snap, broken = self._scan(accept)
+        for name, exc in broken:
+            path = os.path.join(self._dir, name)
+            _log.warning("snap: cannot load %s (%s); renaming it to *%s", path, exc, BROKEN_SUFFIX)
+            self.quarantine(name)
+        if snap is None:
+            raise NoSnapshotError(f"snap: no available snapshot in {self._dir}")
+        return snap
+
+    def remove_orphaned_db_tmp(self) -> list[str]:
+        """Delete ``db.tmp*`` files left by an interrupted database transfer,
+        as etcd does when it starts; return their names. Only a writer that
+        holds the WAL may call this: on a live member it would delete a
+        transfer in flight."""
+        removed = []
+        for name in sorted(os.listdir(self._dir)):
             if name.startswith(_DB_TMP_PREFIX):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self._dir, name))
+                    removed.append(name)
+        return removed
 
-    @staticmethod
-    def _quarantine(path: str) -> None:
-        """Rename a snapshot file that failed to load to ``<path>.broken``."""
+    def quarantine(self, name: str) -> str | None:
+        """Rename the snapshot file ``name`` that failed to load to
+        ``<name>.broken``; return the new name, or None if it could not be
+        renamed (logged)."""
+        path = os.path.join(self._dir, name)
         try:
             os.replace(path, path + BROKEN_SUFFIX)
         except OSError as exc:
             _log.warning("snap: cannot rename %s to %s: %s", path, path + BROKEN_SUFFIX, exc)
+            return None
+        return name + BROKEN_SUFFIX
 
     # --- cleaning up ---------------------------------------------------------
 

@@ -288,9 +288,13 @@ def wal_exists(dirpath: StrPath) -> bool:
 
 def repair(dirpath: StrPath) -> bool:
     """Truncate a torn or cut-short record at the end of the last segment,
-    keeping a ``<segment>.broken`` copy. True if the WAL is now readable to
-    its end; False for a missing directory, no segments, or damage that is
-    not a torn tail (a CRC mismatch in the middle is not repaired)."""
+    keeping a ``<segment>.broken`` copy. True once the whole WAL verifies
+    (from index 0, or from its oldest snapshot record when old segments
+    were purged), whether or not something had to be cut; False for a
+    missing directory or no segments. Damage it cannot repair (anything
+    but a torn tail, anywhere) raises the :class:`CorruptionError` (or
+    :class:`WALNotFoundError`) that names it, and nothing is changed; a
+    writer holding the WAL gives :class:`WALLockedError` at once."""
     return _native.repair(os.fspath(dirpath))
 
 
@@ -342,8 +346,9 @@ def salvage(dirpath: StrPath) -> SalvageReport:
     segment holding the first bad frame is copied to ``<name>.broken`` and
     truncated before it, and every later segment is renamed ``*.broken``.
     Unlike :func:`repair` this also drops data after a corrupt record (a CRC
-    mismatch, a malformed frame, a broken chain, a missing segment), so use
-    it only when losing that suffix is better than not starting."""
+    mismatch, a malformed frame, a broken chain, a missing segment, an
+    entry index that skips ahead), so use it only when losing that suffix
+    is better than not starting."""
     r = _native.salvage(os.fspath(dirpath))
     return SalvageReport(
         kind=r["kind"],
