@@ -899,7 +899,8 @@ impl Wal {
     }
 
     /// Hand buffered bytes to the OS and return what an fsync must cover:
-    /// the tail's handle, the save count and the last index written.
+    /// the tail's handle, the save count and the log's last index (a
+    /// snapshot record past the last entry counts, as it does for replay).
     pub fn flush_for_sync(&mut self) -> Result<(Arc<File>, u64, u64)> {
         self.check_open()?;
         if let Some(m) = &self.poisoned {
@@ -911,7 +912,7 @@ impl Wal {
             .as_ref()
             .map(|e| e.file().clone())
             .ok_or(Error::Closed("no tail segment"))?;
-        Ok((file, self.seq, self.enti))
+        Ok((file, self.seq, self.limit))
     }
 
     /// Record that an fsync covering saves up to `seq` succeeded.

@@ -491,3 +491,17 @@ def test_calls_after_close_raise_and_write_nothing(tmp_path: Path) -> None:
         s.create_snapshot(1, ConfState(voters=[1]), b"x")
     assert disk_state(d) == before
     assert s.last_index() == 1
+
+
+def test_durable_index_does_not_fall_below_a_snapshot_after_a_reopen(tmp_path: Path) -> None:
+    """A log whose last index is a snapshot record's (a leader's snapshot,
+    no entry after it yet) stays durable to that index across syncs."""
+    d = tmp_path / "data"
+    with open_small(d) as s:
+        s.save(HardState(2, 1, 5), [], snap_at(5, term=2))
+    with open_small(d, recovery="strict") as s:
+        assert s.durable_index == s.last_index() == 5
+        s.save(HardState(2, 2, 5), [])  # a vote change: synced
+        s.wal.sync()
+        assert s.wal.durable_index == 5
+        assert s.durable_index == s.last_index() == 5
