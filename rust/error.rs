@@ -33,7 +33,12 @@ pub enum Error {
         offset: u64,
         rtype: i64,
     },
+    /// A record read from disk is larger than the format allows.
     RecordTooLarge {
+        what: String,
+    },
+    /// A record to write is larger than etcd reads: refused before writing.
+    EntryTooLarge {
         what: String,
     },
     SliceOutOfRange {
@@ -60,6 +65,8 @@ pub enum Error {
     Locked(String),
     Exists(String),
     Closed(&'static str),
+    /// A save on a WAL opened for reading.
+    ReadOnly,
     Poisoned(String),
     Invalid(String),
 }
@@ -106,6 +113,7 @@ impl fmt::Display for Error {
                 write!(f, "wal: unexpected block type {rtype} in {file} at offset {offset}")
             }
             Error::RecordTooLarge { what } => write!(f, "wal: record too large: {what}"),
+            Error::EntryTooLarge { what } => write!(f, "wal: record too large to write: {what}"),
             Error::SliceOutOfRange { file, offset, index, expected } => write!(
                 f,
                 "wal: slice bounds out of range: entry {index} in {file} at offset {offset}, expected at most {expected}"
@@ -125,6 +133,10 @@ impl fmt::Display for Error {
             Error::Locked(m) => write!(f, "wal: {m} is locked by another process"),
             Error::Exists(m) => write!(f, "wal: {m} is not empty"),
             Error::Closed(m) => write!(f, "wal: {m}"),
+            Error::ReadOnly => write!(
+                f,
+                "wal: the WAL was opened read-only (WAL.open_for_read); open it with WAL.open to write"
+            ),
             Error::Poisoned(m) => write!(f, "wal: an earlier write or fsync failed ({m}); reopen the WAL"),
             Error::Invalid(m) => write!(f, "{m}"),
         }

@@ -395,6 +395,9 @@ pub struct Wal {
     state: HardState,
     /// Index of the last entry saved (or a larger snapshot index).
     enti: u64,
+    /// The log's last index as a save must continue it: `enti`, or after
+    /// a replay the last index replayed when a snapshot lies beyond `enti`.
+    limit: u64,
     pub poisoned: Option<String>,
     read_failed: bool,
     closed: bool,
@@ -431,6 +434,7 @@ impl Wal {
             metadata: None,
             state: HardState::default(),
             enti: 0,
+            limit: 0,
             poisoned: None,
             read_failed: false,
             closed: false,
@@ -478,6 +482,15 @@ impl Wal {
 
     /// etcd's `wal.Create`: a new WAL in `dir`, which must be missing or empty.
     pub fn create(dir: &Path, metadata: Option<&[u8]>, segment_size: u64) -> Result<Wal> {
+        if let Some(m) = metadata.filter(|m| !metadata_fits(m.len())) {
+            return Err(Error::EntryTooLarge {
+                what: format!(
+                    "metadata of {} bytes; etcd 3.4 reads records below {} bytes",
+                    m.len(),
+                    MAX_FRAME_BODY
+                ),
+            });
+        }
         let dir = normalize(dir);
         if !dir_is_missing_or_empty(&dir)? {
             return Err(Error::Exists(dir.display().to_string()));
@@ -662,6 +675,9 @@ impl Wal {
             }
         }
         self.start = WalSnap::default();
+        if let Ok(r) = &res {
+            self.limit = self.enti.max(r.last_index);
+        }
         res
     }
 
@@ -874,7 +890,7 @@ impl Wal {
             return Err(Error::Closed("read_all failed; the WAL can only be closed"));
         }
         if !self.writable {
-            return Err(Error::Closed("the WAL was opened for reading"));
+            return Err(Error::ReadOnly);
         }
         if self.enc.is_none() {
             return Err(Error::Closed(
@@ -925,7 +941,8 @@ impl Wal {
     }
 
     /// Hand buffered bytes to the OS and return what an fsync must cover:
-    /// the tail's handle, the save count and the last index written.
+    /// the tail's handle, the save count and the log's last index (a
+    /// snapshot record past the last entry counts, as it does for replay).
     pub fn flush_for_sync(&mut self) -> Result<(Arc<File>, u64, u64)> {
         self.check_open()?;
         self.check_owner()?;
@@ -938,7 +955,7 @@ impl Wal {
             .as_ref()
             .map(|e| e.file().clone())
             .ok_or(Error::Closed("no tail segment"))?;
-        Ok((file, self.seq, self.enti))
+        Ok((file, self.seq, self.limit))
     }
 
     /// Record that an fsync covering saves up to `seq` succeeded.
@@ -974,17 +991,7 @@ impl Wal {
         if hs.is_empty() && entries.is_empty() {
             return Ok(false);
         }
-        for e in entries {
-            let body = record::record_len(0, 0, Some(entry_len(e)));
-            if frame_body_len(record::ENTRY, Some(body)) >= MAX_FRAME_BODY {
-                return Err(Error::RecordTooLarge {
-                    what: format!(
-                        "entry {} encodes to {} bytes; etcd 3.4 reads records below {} bytes",
-                        e.index, body, MAX_FRAME_BODY
-                    ),
-                });
-            }
-        }
+        self.check_save(hs, entries)?;
         let must_sync =
             !entries.is_empty() || hs.vote != self.state.vote || hs.term != self.state.term;
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -1005,6 +1012,7 @@ impl Wal {
         res?;
         if let Some(last) = entries.last() {
             self.enti = last.index;
+            self.limit = last.index;
         }
         if !hs.is_empty() {
             self.state = *hs;
@@ -1030,6 +1038,54 @@ impl Wal {
         Ok(false)
     }
 
+    /// Refuse, before a byte is written, a save no replay could read back
+    /// as it was meant: an entry type raft does not define, a batch whose
+    /// indexes are not consecutive or that leaves a gap after the log's last
+    /// index, a HardState committing past the last index, or a record
+    /// larger than etcd reads. etcd's own saves never trip these.
+    fn check_save(&self, hs: &HardState, entries: &[EntryRef<'_>]) -> Result<()> {
+        for (k, e) in entries.iter().enumerate() {
+            if !(0..=2).contains(&e.etype) {
+                return Err(Error::Invalid(format!(
+                    "entry {} has type {}; raft defines types 0 to 2",
+                    e.index, e.etype
+                )));
+            }
+            if k == 0 {
+                if e.index > self.limit.saturating_add(1) {
+                    return Err(Error::Invalid(format!(
+                        "missing log entry [last: {}, append at: {}]",
+                        self.limit, e.index
+                    )));
+                }
+            } else if e.index != entries[k - 1].index.wrapping_add(1) {
+                return Err(Error::Invalid(format!(
+                    "entries are not consecutive: {} follows {}",
+                    e.index,
+                    entries[k - 1].index
+                )));
+            }
+            if !entry_fits(entry_len(e)) {
+                return Err(Error::EntryTooLarge {
+                    what: format!(
+                        "entry {} encodes to {} bytes; etcd 3.4 reads records below {} bytes",
+                        e.index,
+                        entry_len(e),
+                        MAX_FRAME_BODY
+                    ),
+                });
+            }
+        }
+        let last = entries.last().map_or(self.limit, |e| e.index);
+        if !hs.is_empty() && hs.commit > last {
+            return Err(Error::Invalid(format!(
+                "hard state commits {} past the last index {}",
+                hs.commit, last
+            )));
+        }
+        Ok(())
+    }
+
     /// etcd's `SaveSnapshot`: write the record and sync.
     pub fn save_snapshot(&mut self, snap: &WalSnap) -> Result<()> {
         self.check_owner()?;
@@ -1047,6 +1103,7 @@ impl Wal {
         if self.enti < snap.index {
             self.enti = snap.index;
         }
+        self.limit = self.limit.max(snap.index);
         self.seq += 1;
         self.sync()
     }
@@ -1209,6 +1266,18 @@ pub struct EntryRef<'a> {
     pub index: u64,
     pub etype: i32,
     pub data: Option<&'a [u8]>,
+}
+
+/// True if an entry record whose entry encodes to `entry_len` bytes is
+/// below the frame size etcd 3.4 reads.
+pub fn entry_fits(entry_len: usize) -> bool {
+    let body = record::record_len(0, 0, Some(entry_len));
+    frame_body_len(record::ENTRY, Some(body)) < MAX_FRAME_BODY
+}
+
+/// True if a metadata record of `len` bytes is below the frame size etcd 3.4 reads.
+pub fn metadata_fits(len: usize) -> bool {
+    frame_body_len(record::METADATA, Some(len)) < MAX_FRAME_BODY
 }
 
 fn entry_len(e: &EntryRef<'_>) -> usize {
@@ -1517,6 +1586,82 @@ mod tests {
         let via_sink: Vec<(u64, u64)> = sink.got.iter().map(|&(t, i, _)| (t, i)).collect();
         assert_eq!(got, via_sink);
         got
+    }
+
+    fn ent(index: u64, etype: i32) -> EntryRef<'static> {
+        EntryRef {
+            term: 1,
+            index,
+            etype,
+            data: Some(b"x"),
+        }
+    }
+
+    #[test]
+    fn a_save_no_replay_could_read_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 3, |_| 10);
+        w.sync().unwrap();
+        let seg = d.join(segment::wal_name(0, 0));
+        let before = std::fs::read(&seg).unwrap();
+        let hs = |commit| HardState {
+            term: 1,
+            vote: 1,
+            commit,
+        };
+        let bad: Vec<(HardState, Vec<EntryRef<'_>>)> = vec![
+            (hs(0), vec![ent(5, 0)]),            // a gap after the last index
+            (hs(0), vec![ent(4, 0), ent(6, 0)]), // a gap inside the batch
+            (hs(0), vec![ent(3, 0), ent(2, 0)]), // backwards
+            (hs(0), vec![ent(4, 3)]),            // no such entry type
+            (hs(5), vec![ent(4, 0)]),            // commits past the end
+            (hs(4), vec![]),
+        ];
+        for (h, ents) in &bad {
+            assert!(matches!(w.save(h, ents, true), Err(Error::Invalid(_))));
+        }
+        let huge = vec![0u8; MAX_FRAME_BODY];
+        let big = EntryRef {
+            term: 1,
+            index: 4,
+            etype: 0,
+            data: Some(&huge),
+        };
+        assert!(matches!(
+            w.save(&hs(0), &[big], true),
+            Err(Error::EntryTooLarge { .. })
+        ));
+        w.sync().unwrap();
+        assert_eq!(std::fs::read(&seg).unwrap(), before);
+        // what etcd's raft does is still taken: an overwrite, then more
+        w.save(&hs(2), &[ent(2, 0)], true).unwrap();
+        w.save(&hs(3), &[ent(3, 0), ent(4, 1)], true).unwrap();
+        // a snapshot record past the last entry lets the log continue after it
+        w.save_snapshot(&snap(9, 1)).unwrap();
+        w.close().unwrap();
+        let mut w = Wal::open(&d, snap(9, 1), true, 1 << 20).unwrap();
+        w.read_all().unwrap();
+        assert!(matches!(
+            w.save(&hs(0), &[ent(11, 0)], true),
+            Err(Error::Invalid(_))
+        ));
+        w.save(&hs(10), &[ent(10, 0)], true).unwrap();
+        w.close().unwrap();
+        assert_eq!(replayed(&d, snap(9, 1)), vec![(1, 10)]);
+    }
+
+    #[test]
+    fn a_metadata_etcd_cannot_read_is_refused_at_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let huge = vec![0u8; MAX_FRAME_BODY];
+        assert!(matches!(
+            Wal::create(&d, Some(&huge), 1 << 20),
+            Err(Error::EntryTooLarge { .. })
+        ));
+        assert!(!d.exists());
     }
 
     #[test]

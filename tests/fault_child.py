@@ -40,8 +40,9 @@ def main() -> None:
                 s.save(hs, [Entry(term=1, index=i, data=payload(i))])
             out.write(f"ack {i}\n")
             out.flush()
-            if s.needs_snapshot(i):
-                s.create_snapshot(i, raftwal.ConfState(voters=[1]), b"through %d" % i)
+            # a snapshot covers committed entries only: the HardState commits i - 1
+            if s.needs_snapshot(i - 1):
+                s.create_snapshot(i - 1, raftwal.ConfState(voters=[1]), b"through %d" % (i - 1))
     except (raftwal.Error, OSError) as exc:
         print("error", type(exc).__name__, getattr(exc, "errno", None), flush=True)
         try:

@@ -60,6 +60,15 @@ class DurableAdapter:
     def create_snapshot(
         self, index: int, conf_state: ConfState | None, data: bytes | None
     ) -> Snapshot:
+        # a snapshot must be committed to be used on restart: raft's state
+        # machine only snapshots applied (so committed) entries
+        hs, _ = self._s.initial_state()
+        s = self._s
+        if hs.commit < index <= s.last_index() and index >= max(
+            s.first_index() - 1, s.snapshot().metadata.index + 1
+        ):
+            self.hard_state = HardState(term=hs.term, vote=hs.vote, commit=index)
+            self._s.save(self.hard_state, [])
         return self._s.create_snapshot(index, conf_state, data)
 
     def set_hard_state(self, hs: HardState) -> None:

@@ -7,6 +7,7 @@ from .errors import (
     CorruptionError,
     CRCMismatchError,
     EmptySnapshotError,
+    EntryTooLargeError,
     Error,
     MetadataConflictError,
     NoSnapshotError,
@@ -23,6 +24,7 @@ from .errors import (
     WALLockedError,
     WALNotFoundError,
     WALPoisonedError,
+    WALReadOnlyError,
 )
 from .messages import (
     ConfChange,
@@ -73,6 +75,7 @@ __all__ = [
     "EntryConfChange",
     "EntryConfChangeV2",
     "EntryNormal",
+    "EntryTooLargeError",
     "EntryType",
     "Error",
     "HardState",
@@ -99,6 +102,7 @@ __all__ = [
     "WALLockedError",
     "WALNotFoundError",
     "WALPoisonedError",
+    "WALReadOnlyError",
     "WalSnapshot",
     "crc32c",
     "open",

@@ -199,8 +199,10 @@ def _writer(data_dir: str, size: int, in_flight: int, snapshot_count: int) -> in
                     f.result()
                 out.write(f"{acked}\n")
                 out.flush()
-                if s.needs_snapshot(acked):
-                    s.create_snapshot(acked, cs, f"applied through {acked}".encode())
+                # a snapshot covers applied, hence committed, entries only
+                committed = s.initial_state()[0].commit
+                if s.needs_snapshot(committed):
+                    s.create_snapshot(committed, cs, f"applied through {committed}".encode())
 
 
 def cmd_cluster_demo(args: argparse.Namespace) -> int:

@@ -38,6 +38,13 @@ class DiskStorage:
         t0 = time.perf_counter()
         self.wal._refuse_forked()  # before the .snap file is written
         self.snapshotter.save_snap(snap)
+        self.record_snap(snap, t0)
+
+    def record_snap(self, snap: Snapshot, started: float | None = None) -> None:
+        """The second half of :meth:`save_snap`, once the ``.snap`` file is
+        durable: the WAL record, then the lock release. ``started`` is when
+        the file's write began (for ``snap_save_total_duration_seconds``)."""
+        t0 = time.perf_counter() if started is None else started
         md = snap.metadata
         self.wal.save_snapshot(WalSnapshot(index=md.index, term=md.term))
         self.wal.release_lock_to(md.index)

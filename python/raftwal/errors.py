@@ -11,6 +11,7 @@ __all__ = [
     "CompactedError",
     "CorruptionError",
     "EmptySnapshotError",
+    "EntryTooLargeError",
     "Error",
     "MetadataConflictError",
     "NoSnapshotError",
@@ -27,6 +28,7 @@ __all__ = [
     "WALLockedError",
     "WALNotFoundError",
     "WALPoisonedError",
+    "WALReadOnlyError",
 ]
 
 
@@ -73,11 +75,21 @@ class UnknownRecordTypeError(CorruptionError):
 
 
 class RecordTooLargeError(CorruptionError):
-    """A record is larger than the format allows (or than etcd 3.4 can read)."""
+    """A record read from disk is larger than the format allows (or than
+    etcd 3.4 can read)."""
 
 
 class SliceOutOfRangeError(CorruptionError):
     """The entries in the WAL skip an index."""
+
+
+# --- refused before writing -------------------------------------------------
+
+
+class EntryTooLargeError(Error, ValueError):
+    """A record to write (an entry, the metadata) is larger than etcd 3.4
+    reads; refused before anything is written. Not damage: the caller's
+    argument (a ``ValueError``)."""
 
 
 # --- WAL and snapshot semantics ----------------------------------------------
@@ -113,6 +125,10 @@ class WALLockedError(Error):
 
 class WALClosedError(Error):
     """The WAL was closed, or cannot be used after a failed ``read_all``."""
+
+
+class WALReadOnlyError(WALClosedError):
+    """A save on a WAL opened with ``WAL.open_for_read``: it can only read."""
 
 
 class WALPoisonedError(Error):

@@ -304,9 +304,18 @@ def _get(r: Any) -> str:
 _CMP = {"EQUAL": "=", "GREATER": ">", "LESS": "<", "NOT_EQUAL": "!="}
 
 
+def _enum_name(msg: Any, field_name: str) -> str:
+    """An enum field's value by name; a value etcd does not define (a newer
+    etcd, or damage the CRC cannot see) as its number, never an error."""
+    fd = msg.DESCRIPTOR.fields_by_name[field_name]
+    v = getattr(msg, field_name)
+    ev = fd.enum_type.values_by_number.get(v) if fd.enum_type is not None else None
+    return ev.name if ev is not None else str(v)
+
+
 def _compare(c: Any) -> str:
-    target = c.DESCRIPTOR.fields_by_name["target"].enum_type.values_by_number[c.target].name
-    result = c.DESCRIPTOR.fields_by_name["result"].enum_type.values_by_number[c.result].name
+    target = _enum_name(c, "target")
+    result = _enum_name(c, "result")
     which = c.WhichOneof("target_union")
     if which == "value":
         operand = _q(c.value)
@@ -349,7 +358,10 @@ def _v2(r: Any) -> str:
     method = r.method.decode("utf-8", "replace")
     s = f"v2 method={method or '(none)'}"
     if method == "SYNC":
-        t = datetime.datetime.fromtimestamp(r.time / 1e9, tz=datetime.UTC)
+        try:
+            t = datetime.datetime.fromtimestamp(r.time / 1e9, tz=datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            return s + f" time={r.time}"  # not a time any clock gives
         return s + f" time={t.isoformat().replace('+00:00', 'Z')}"
     if r.HasField("path"):
         s += f" path={_q(r.path)}"

@@ -21,15 +21,18 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import _native
-from ._native import DiskLog
+from ._native import DiskLog, EntryBase
 from .disk import DiskStorage
 from .errors import (
     CompactedError,
     CorruptionError,
+    EntryTooLargeError,
     Error,
     SnapOutOfDateError,
     TornTailError,
+    WALClosedError,
     WALNotFoundError,
+    WALPoisonedError,
 )
 from .lazylog import LazyEntries
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
@@ -120,6 +123,40 @@ class _Pending:
         self.done = done
 
 
+def _check_u64(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << 64:
+        raise ValueError(f"{name} must be in [0, 2**64), not {value}")
+
+
+def _entry_list(entries: object) -> list[Entry]:
+    """``entries`` as a list, each a :class:`Entry` whose record etcd can
+    read, with consecutive indexes (a ``TypeError``, ``ValueError`` or
+    :class:`EntryTooLargeError` otherwise)."""
+    if isinstance(entries, str | bytes | bytearray | memoryview):
+        raise TypeError(
+            f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
+        )
+    try:
+        ents: list[Entry] = list(entries)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
+        ) from None
+    for k, e in enumerate(ents):
+        if not isinstance(e, EntryBase):
+            raise TypeError(f"entries must be raftwal.Entry objects, not {type(e).__name__}")
+        if k and e.index != ents[k - 1].index + 1:
+            raise ValueError(f"entries are not consecutive: {e.index} follows {ents[k - 1].index}")
+        if not _native.entry_fits(e.ByteSize()):
+            raise EntryTooLargeError(
+                f"entry {e.index} encodes to {e.ByteSize()} bytes; "
+                "etcd 3.4 reads records below 10 MiB"
+            )
+    return ents
+
+
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -153,6 +190,9 @@ class DurableStorage:
         self._snap_index = memory.snapshot().metadata.index
         self._accepted_snap = self._snap_index
         self._accepted_last = memory.last_index()
+        self._accepted_commit = memory.initial_state()[0].commit
+        self._closed = False
+        self._failure: str | None = None
         self._lock = threading.RLock()
         self._off_loop = OffLoop()
         self._snapshots = 0
@@ -191,25 +231,89 @@ class DurableStorage:
 
     # --- persisting -----------------------------------------------------------
 
-    def _accept(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None:
-        """Refuse, before anything reaches the disk, what memory would refuse
-        once the save lands (saves still in flight count), then record the
-        log's new shape."""
-        last, snap_index = self._accepted_last, self._accepted_snap
+    def _plan(
+        self, hard_state: object, entries: object, snapshot: object
+    ) -> tuple[list[Entry], tuple[int, int, int]]:
+        """Check a save completely before anything is written, against the
+        log as it will be once the saves in flight land: the arguments'
+        types, the batch (consecutive indexes, no gap after the last index,
+        types 0-2, each record small enough for etcd), the snapshot (newer
+        than the current one) and the HardState (commits nothing past the
+        last index, and at least the snapshot). Returns the entries to
+        write, without those at or below the compacted prefix (memory
+        ignores them, so the WAL must not hold them either), and the log's
+        (last index, snapshot index, commit) once the save lands."""
+        self._check_usable()
+        if not isinstance(hard_state, HardState):
+            raise TypeError(
+                "hard_state must be a raftwal.HardState (HardState() saves none), "
+                f"not {type(hard_state).__name__}"
+            )
+        for name in ("term", "vote", "commit"):
+            _check_u64(f"hard_state.{name}", getattr(hard_state, name))
+        if snapshot is not None and not isinstance(snapshot, Snapshot):
+            raise TypeError(
+                f"snapshot must be a raftwal.Snapshot or None, not {type(snapshot).__name__}"
+            )
+        ents = _entry_list(entries)
+        last, snap, commit = self._accepted_last, self._accepted_snap, self._accepted_commit
+        old_last = last
         if snapshot is not None:
-            if snapshot.metadata.index <= snap_index:
+            si = snapshot.metadata.index
+            if si <= snap:
                 raise SnapOutOfDateError("requested index is older than the existing snapshot")
-            snap_index = last = snapshot.metadata.index
-        if entries:
-            if entries[0].index > last + 1:
-                raise ValueError(f"missing log entry [last: {last}, append at: {entries[0].index}]")
-            if entries[-1].index > snap_index:
-                last = entries[-1].index
-        self._accepted_last, self._accepted_snap = last, snap_index
+            snap = last = floor = si
+        elif snap > self._mem.snapshot().metadata.index:
+            floor = snap  # a snapshot in flight resets memory's log when it lands
+        else:
+            floor = max(snap, self._mem.first_index() - 1)
+        if ents:
+            if ents[0].index > last + 1:
+                raise ValueError(f"missing log entry [last: {last}, append at: {ents[0].index}]")
+            skip = floor + 1 - ents[0].index
+            if skip > 0:
+                ents = ents[skip:]
+            if ents:
+                last = ents[-1].index
+        if not hard_state.is_empty():
+            commit = hard_state.commit
+            if commit > last:
+                raise ValueError(f"hard state commits {commit} past the last index {last}")
+        elif commit > last and last < old_last:
+            raise ValueError(f"entries from {last} replace committed entries (commit {commit})")
+        if commit < snap and (snapshot is not None or not hard_state.is_empty()):
+            raise ValueError(
+                f"hard state commit {commit} is below the snapshot at {snap}: "
+                "a restart would not use that snapshot"
+            )
+        return ents, (last, snap, commit)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise WALClosedError("the storage is closed")
+        if self._failure is not None:
+            raise WALPoisonedError(
+                f"an earlier write or fsync failed ({self._failure}); reopen the storage"
+            )
+
+    def _failed(self, exc: BaseException) -> None:
+        """A write, fsync or snapshot file failed: what is on disk may now
+        differ from memory, so every later change is refused (reopen)."""
+        if self._failure is None and not isinstance(exc, ValueError | TypeError):
+            self._failure = f"{type(exc).__name__}: {exc}"
 
     def _persist_snapshot(self, snapshot: Snapshot | None) -> None:
-        if snapshot is not None:
-            self._disk.save_snap(snapshot)
+        """The ``.snap`` file (a failure there changes nothing), then the
+        WAL record (a failure there poisons: the record may be on disk)."""
+        if snapshot is None:
+            return
+        t0 = time.perf_counter()
+        self._disk.snapshotter.save_snap(snapshot)
+        try:
+            self._disk.record_snap(snapshot, t0)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
 
     def _apply(
         self, hard_state: HardState, entries: Sequence[Entry], snapshot: Snapshot | None
@@ -233,22 +337,31 @@ class DurableStorage:
         once they are durable (when raft's MustSync rule requires it).
 
         ``snapshot=None`` means none; a snapshot not newer than the current
-        one raises :class:`SnapOutOfDateError` (MemoryStorage's rule), and
-        entries that would leave a gap raise ``ValueError``, both before
-        anything is written. Recovery uses a snapshot only once a HardState
-        commits it, as etcd's restart does: raft hands snapshots over with one."""
-        entries = list(entries)
+        one raises :class:`SnapOutOfDateError` (MemoryStorage's rule);
+        entries that are not consecutive or would leave a gap, and a
+        HardState committing past the last index (or below the snapshot),
+        raise ``ValueError``; an entry too large for etcd raises
+        :class:`EntryTooLargeError`; all before anything is written, and
+        a call that raises changes nothing. Entries at or below the
+        compacted prefix are ignored, as MemoryStorage ignores them.
+        Recovery uses a snapshot only once a HardState commits it, as etcd's
+        restart does: raft hands snapshots over with one."""
         with self._lock:
-            self._accept(entries, snapshot)
+            ents, shape = self._plan(hard_state, entries, snapshot)
             self._persist_snapshot(snapshot)
-            self._disk.save(hard_state, entries)
-            if self._pending:
-                # Saves made earlier with save_async become visible first:
-                # one sync makes them durable (with this one), then all of
-                # them are applied in order.
-                self._disk.wal.sync()
-                self._drain(self._tickets)
-            self._apply(hard_state, entries, snapshot)
+            try:
+                self._disk.save(hard_state, ents)
+                self._accepted_last, self._accepted_snap, self._accepted_commit = shape
+                if self._pending:
+                    # Saves made earlier with save_async become visible first:
+                    # one sync makes them durable (with this one), then all of
+                    # them are applied in order.
+                    self._disk.wal.sync()
+            except BaseException as exc:
+                self._failed(exc)
+                raise
+            self._drain(self._tickets)
+            self._apply(hard_state, ents, snapshot)
 
     def save_async(
         self,
@@ -259,17 +372,22 @@ class DurableStorage:
         """Like :meth:`save`, returning a future that resolves once the save
         is durable; the entries become visible through the Storage protocol
         then, in the order the saves were made (a later :meth:`save` waits
-        for the ones before it). Concurrent saves share fsyncs."""
+        for the ones before it). Concurrent saves share fsyncs. A call that
+        raises leaves nothing in flight."""
         done: Future[None] = Future()
         done.set_running_or_notify_cancel()  # see WAL.save_async
-        entries = list(entries)
         with self._lock:
-            self._accept(entries, snapshot)
+            ents, shape = self._plan(hard_state, entries, snapshot)
             self._persist_snapshot(snapshot)
+            try:
+                fut = self._disk.wal.save_async(hard_state, ents)
+            except BaseException as exc:
+                self._failed(exc)
+                raise
+            self._accepted_last, self._accepted_snap, self._accepted_commit = shape
             self._tickets += 1
             ticket = self._tickets
-            self._pending.append(_Pending(ticket, hard_state, entries, snapshot, done))
-            fut = self._disk.wal.save_async(hard_state, entries)
+            self._pending.append(_Pending(ticket, hard_state, ents, snapshot, done))
             fut.add_done_callback(lambda f: self._durable(f, ticket))
         return done
 
@@ -291,6 +409,7 @@ class DurableStorage:
             if exc is None:
                 self._drain(ticket)
                 return
+            self._failed(exc)
             for p in list(self._pending):
                 if p.ticket == ticket:
                     self._pending.remove(p)
@@ -312,8 +431,16 @@ class DurableStorage:
         """Drop entries up to ``index`` from memory (MemoryStorage's
         ``compact``; :class:`CompactedError` if already compacted). The WAL
         keeps them until a snapshot lets them be purged, so a restart brings
-        back everything after the snapshot it recovers from."""
+        back everything after the snapshot it recovers from. ``ValueError``
+        if a save still in flight replaces entries up to ``index``."""
         with self._lock:
+            self._check_usable()
+            for p in self._pending:
+                if p.snapshot is not None or (p.entries and p.entries[0].index <= index):
+                    raise ValueError(
+                        f"compact({index}) reaches entries a save in flight replaces; "
+                        "wait for its future first"
+                    )
             self._mem.compact(index)
 
     def needs_snapshot(self, applied_index: int) -> bool:
@@ -329,10 +456,20 @@ class DurableStorage:
         (or 1), and purge old ``.snap`` and WAL files beyond
         ``max_snapshots`` / ``max_wals`` (0 keeps everything)."""
         with self._lock:
-            snap = self._mem.create_snapshot(index, conf_state, data)
-            self._disk.save_snap(snap)
+            self._check_usable()
+            if index <= self._accepted_snap:
+                raise SnapOutOfDateError("requested index is older than the existing snapshot")
+            hs, _ = self._mem.initial_state()
+            if index > hs.commit:
+                # recovery only uses snapshots a persisted HardState commits;
+                # the purge below would delete the segments it needs instead
+                raise ValueError(f"snapshot {index} is past the persisted commit {hs.commit}")
+            snap = self._mem.build_snapshot(index, conf_state, data)
+            # persist first: a failure leaves memory as it was
+            self._persist_snapshot(snap)
+            self._mem.create_snapshot(index, conf_state, data)
             self._snap_index = index
-            self._accepted_snap = max(self._accepted_snap, index)
+            self._accepted_snap = index
             self._disk.snapshotter.release_snap_dbs(snap)
             compact = index - self._catch_up_entries if index > self._catch_up_entries else 1
             try:
@@ -385,8 +522,12 @@ class DurableStorage:
 
     def close(self) -> None:
         """Sync and close the WAL; pending futures settle first (saves issued
-        before through :meth:`asave` included)."""
+        before through :meth:`asave` included). Saves, snapshots and
+        compaction raise :class:`WALClosedError` afterwards; reads still
+        answer from memory."""
         self._off_loop.close()
+        with self._lock:
+            self._closed = True
         self._disk.close()
 
     def __enter__(self) -> Self:
@@ -554,6 +695,25 @@ def open(
     t0 = time.perf_counter()
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")
+    if not isinstance(data_dir, str | os.PathLike):
+        raise TypeError(f"data_dir must be a path, not {type(data_dir).__name__}")
+    if not os.fspath(data_dir):
+        raise ValueError("data_dir must not be empty (use '.' for the current directory)")
+    for name, value in (
+        ("snapshot_count", snapshot_count),
+        ("catch_up_entries", catch_up_entries),
+        ("max_snapshots", max_snapshots),
+        ("max_wals", max_wals),
+        ("segment_size", segment_size),
+    ):
+        _check_u64(name, value)
+    if metadata is not None:
+        if not isinstance(metadata, bytes):
+            raise TypeError(f"metadata must be bytes or None, not {type(metadata).__name__}")
+        if not _native.metadata_fits(len(metadata)):
+            raise EntryTooLargeError(
+                f"metadata of {len(metadata)} bytes; etcd 3.4 reads records below 10 MiB"
+            )
     root = Path(data_dir)
     wal_dir, snap_dir = root / "wal", root / "snap"
     report = RecoveryReport()

@@ -266,8 +266,17 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
                 f"({type(self._error).__name__}: {self._error}); restart the node"
             ) from self._error
 
+    def _last(self) -> int:
+        return self._log[-1][1] if self._log else self._base
+
+    def _committed(self) -> int:
+        """PySyncObj's commit index as far as this log reaches: a HardState
+        never commits past the last entry (raftwal refuses one that does)
+        nor below the newest snapshot marker."""
+        return max(min(self._commit, self._last()), self._base)
+
     def _state(self) -> tuple[int, int, int]:
-        return (self._term, self._vote, max(self._commit, self._base))
+        return (self._term, self._vote, self._committed())
 
     def _hard_state(self) -> HardState:
         """The HardState to write with the next save: empty when unchanged.
@@ -347,9 +356,9 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
             self.clear()
             return
         data, idx, term = self._log[entryFrom - 1]
+        del self._log[entryFrom:]  # first: the HardState's commit follows the log
         # Writing the last kept entry again ends the log there on replay.
         self._append([Entry(term=term, index=idx, data=data)])
-        del self._log[entryFrom:]
 
     def deleteEntriesTo(self, entryTo: int) -> None:
         """Drop the first ``entryTo`` entries (PySyncObj compacted them into its dump)."""
@@ -384,7 +393,7 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
         self.barrier()
 
     def getRaftCommitIndex(self) -> int:
-        return max(self._commit, self._base, 1)
+        return max(self._committed(), 1)
 
     def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
         self._check_open()
@@ -451,7 +460,7 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
         self._base = entry.index - 1
-        hs = HardState(self._term, self._vote, max(self._commit, self._base))
+        hs = HardState(self._term, self._vote, max(min(self._commit, entry.index), self._base))
         snap = self._marker(self._base, entry.term) if self._base > 0 else None
         with open_storage(tmp, metadata=METADATA, **self._opts) as st:
             st.save(hs, [entry], snap)

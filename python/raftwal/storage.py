@@ -231,6 +231,34 @@ class MemoryStorage:
             self._snapshot = copy
             self._ents = [Entry(term=md.term, index=md.index)]
 
+    def build_snapshot(
+        self, i: int, conf_state: ConfState | None = None, data: bytes | None = None
+    ) -> Snapshot:
+        """The snapshot :meth:`create_snapshot` would make at ``i``, raising
+        what it raises, without making it current (for a storage that must
+        persist a snapshot before showing it)."""
+        cs = _copy_conf_state(conf_state) if conf_state is not None else None
+        with self._lock:
+            return _copy_snapshot(self._build(i, cs, data))
+
+    def _build(self, i: int, cs: ConfState | None, data: bytes | None) -> Snapshot:
+        old = self._snapshot
+        if i <= old.metadata.index:
+            raise SnapOutOfDateError(_SNAP_OUT_OF_DATE)
+        ents = self._ents
+        offset = ents[0].index
+        last = offset + len(ents) - 1
+        if i > last:
+            raise ValueError(f"snapshot {i} is out of bound lastindex({last})")
+        if i < offset:
+            raise ValueError(f"snapshot {i} is below the compacted index({offset})")
+        md = SnapshotMetadata(
+            conf_state=cs if cs is not None else old.metadata.conf_state,
+            index=i,
+            term=ents[i - offset].term,
+        )
+        return Snapshot(data=data, metadata=md)
+
     def create_snapshot(
         self, i: int, conf_state: ConfState | None = None, data: bytes | None = None
     ) -> Snapshot:
@@ -245,22 +273,7 @@ class MemoryStorage:
         """
         cs = _copy_conf_state(conf_state) if conf_state is not None else None
         with self._lock:
-            old = self._snapshot
-            if i <= old.metadata.index:
-                raise SnapOutOfDateError(_SNAP_OUT_OF_DATE)
-            ents = self._ents
-            offset = ents[0].index
-            last = offset + len(ents) - 1
-            if i > last:
-                raise ValueError(f"snapshot {i} is out of bound lastindex({last})")
-            if i < offset:
-                raise ValueError(f"snapshot {i} is below the compacted index({offset})")
-            md = SnapshotMetadata(
-                conf_state=cs if cs is not None else old.metadata.conf_state,
-                index=i,
-                term=ents[i - offset].term,
-            )
-            self._snapshot = Snapshot(data=data, metadata=md)
+            self._snapshot = self._build(i, cs, data)
             return _copy_snapshot(self._snapshot)
 
     def compact(self, compact_index: int) -> None:

@@ -13,9 +13,20 @@ pub struct EntryBase {
     pub term: u64,
     #[pyo3(get, set)]
     pub index: u64,
-    #[pyo3(get, set, name = "type")]
+    #[pyo3(get, name = "type")]
     pub etype: i32,
     pub data: Option<Py<PyBytes>>,
+}
+
+/// raft's entry types are 0 (normal), 1 (conf change) and 2 (conf change v2).
+fn check_type(etype: i32) -> PyResult<i32> {
+    if (0..=2).contains(&etype) {
+        Ok(etype)
+    } else {
+        Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{etype} is not a valid EntryType (0 normal, 1 conf change, 2 conf change v2)"
+        )))
+    }
 }
 
 /// Accept bytes as they are; turn other bytes-like objects into bytes.
@@ -41,9 +52,15 @@ impl EntryBase {
         Ok(EntryBase {
             term,
             index,
-            etype: r#type,
+            etype: check_type(r#type)?,
             data: to_bytes(data)?,
         })
+    }
+
+    #[setter(r#type)]
+    fn set_type(&mut self, value: i32) -> PyResult<()> {
+        self.etype = check_type(value)?;
+        Ok(())
     }
 
     /// The payload: bytes, or None when absent (etcd's nil).

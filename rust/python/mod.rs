@@ -56,6 +56,8 @@ import_exception!(raftwal.errors, WALNotFoundError);
 import_exception!(raftwal.errors, WALLockedError);
 import_exception!(raftwal.errors, WALClosedError);
 import_exception!(raftwal.errors, WALPoisonedError);
+import_exception!(raftwal.errors, WALReadOnlyError);
+import_exception!(raftwal.errors, EntryTooLargeError);
 
 /// The one mapping from the core's errors to Python exceptions.
 fn to_py(e: Error) -> PyErr {
@@ -93,6 +95,7 @@ fn to_py_plain(e: Error) -> PyErr {
         Error::Corrupt { .. } => CorruptionError::new_err(msg),
         Error::UnknownRecordType { .. } => UnknownRecordTypeError::new_err(msg),
         Error::RecordTooLarge { .. } => RecordTooLargeError::new_err(msg),
+        Error::EntryTooLarge { .. } => EntryTooLargeError::new_err(msg),
         Error::SliceOutOfRange { .. } => SliceOutOfRangeError::new_err(msg),
         Error::SnapshotMismatch { .. } => SnapshotMismatchError::new_err(msg),
         Error::SnapshotNotFound { .. } => SnapshotNotFoundError::new_err(msg),
@@ -101,13 +104,30 @@ fn to_py_plain(e: Error) -> PyErr {
         Error::Locked(_) => WALLockedError::new_err(msg),
         Error::Exists(_) => PyFileExistsError::new_err(msg),
         Error::Closed(_) => WALClosedError::new_err(msg),
+        Error::ReadOnly => WALReadOnlyError::new_err(msg),
         Error::Poisoned(_) => WALPoisonedError::new_err(msg),
         Error::Invalid(_) => PyValueError::new_err(msg),
     }
 }
 
+/// A TypeError naming what was wanted and what came, for a save's arguments.
+fn wrong_type(what: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+    let got = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    pyo3::exceptions::PyTypeError::new_err(format!("{what}, not {got}"))
+}
+
 fn extract_hard_state(obj: &Bound<'_, PyAny>) -> PyResult<HardState> {
     let py = obj.py();
+    if obj.is_none() || !obj.hasattr(intern!(py, "commit"))? {
+        return Err(wrong_type(
+            "hard_state must be a raftwal.HardState (HardState() saves none)",
+            obj,
+        ));
+    }
     Ok(HardState {
         term: obj.getattr(intern!(py, "term"))?.extract()?,
         vote: obj.getattr(intern!(py, "vote"))?.extract()?,
@@ -126,7 +146,10 @@ struct OwnedEntry {
 fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
     let py = seq.py();
     let mut out = Vec::with_capacity(seq.len().unwrap_or(0));
-    for item in seq.try_iter()? {
+    let items = seq
+        .try_iter()
+        .map_err(|_| wrong_type("entries must be a sequence of raftwal.Entry", seq))?;
+    for item in items {
         let e = item?;
         if let Ok(native) = e.cast::<EntryBase>() {
             let b = native.borrow();
@@ -140,6 +163,9 @@ fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
                 },
             });
             continue;
+        }
+        if !(e.hasattr(intern!(py, "index"))? && e.hasattr(intern!(py, "data"))?) {
+            return Err(wrong_type("entries must be raftwal.Entry objects", &e));
         }
         let data = e.getattr(intern!(py, "data"))?;
         out.push(OwnedEntry {
@@ -781,6 +807,19 @@ fn crc32c_py(py: Python<'_>, data: &[u8], crc: u32) -> u32 {
     }
 }
 
+/// True if an entry that serializes to `byte_size` bytes fits in a record
+/// etcd 3.4 reads.
+#[pyfunction]
+fn entry_fits(byte_size: usize) -> bool {
+    crate::wal::entry_fits(byte_size)
+}
+
+/// True if metadata of `size` bytes fits in a record etcd 3.4 reads.
+#[pyfunction]
+fn metadata_fits(size: usize) -> bool {
+    crate::wal::metadata_fits(size)
+}
+
 #[pyfunction]
 fn wal_exists(dirpath: PathBuf) -> bool {
     walrepair::exists(&dirpath)
@@ -880,6 +919,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDiskLog>()?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(entry_fits, m)?)?;
+    m.add_function(wrap_pyfunction!(metadata_fits, m)?)?;
     m.add_function(wrap_pyfunction!(repair, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(valid_snapshot_entries, m)?)?;
