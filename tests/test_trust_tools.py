@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from walfile import frames, segments
+from walfile import append_records, frames, segments
 
 import raftwal
 from raftwal import WAL, ConfState, Entry, HardState, Snapshotter
@@ -310,10 +310,13 @@ def _gap_wal(d: Path) -> tuple[Path, int]:
     (d / "snap").mkdir(parents=True)
     with WAL.create(d / "wal") as w:
         w.save(HardState(1, 1, 3), [Entry(term=1, index=i, data=b"g") for i in (1, 2, 3)])
-        w.save(HardState(1, 1, 6), [Entry(term=1, index=i, data=b"g") for i in (5, 6)])
     seg = segments(d / "wal")[-1]
+    # a writer refuses a batch that leaves a gap: write it by hand
+    gap = [(2, Entry(term=1, index=i, data=b"g").SerializeToString()) for i in (5, 6)]
+    offset = append_records(seg, [*gap, (3, HardState(1, 1, 6).SerializeToString())])
     ent_frames = [x for x in frames(seg) if x.type == 2]
-    return seg, ent_frames[3].offset
+    assert ent_frames[3].offset == offset
+    return seg, offset
 
 
 def test_salvage_cuts_an_index_gap(tmp_path: Path) -> None:
