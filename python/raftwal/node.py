@@ -737,65 +737,74 @@ def open(
             # one (while its writer holds it, that is WALLockedError).
             if not wal_exists(wal_dir):
                 raise
-    if created is not None:
-        wal = created
-        report.created = True
-        md = metadata or b""
-        if snapshotter is not None:
-            _tidy_snap_dir(snapshotter, [], report)
-    else:
-        while True:
-            try:
-                wal, snapshot, md, hs, entries, broken = _load(
-                    wal_dir, snapshotter, segment_size, bounded_memory, recovery, report, read_only
-                )
-                break
-            except (CorruptionError, WALNotFoundError) as exc:
-                if report.repaired or recovery == "strict" or read_only:
-                    raise
-                path, offset = getattr(exc, "path", None), getattr(exc, "offset", None)
-                if path is not None and offset is not None:
-                    report.damage = (path, offset)
-                if recovery == "tolerate-tail":
-                    if not isinstance(exc, TornTailError) or not repair(wal_dir):
-                        raise
-                else:
-                    report.salvage = salvage(wal_dir)
-                    if not report.salvage.changed:
-                        raise
-                report.repaired = True
-        if not read_only and snapshotter is not None:
-            # The WAL is open for writing: its lock is held.
-            try:
-                _tidy_snap_dir(snapshotter, broken, report)
-            except BaseException:
-                wal.close()
-                raise
-        if snapshot is not None:
-            memory.apply_snapshot(snapshot)
-            report.snapshot_index = snapshot.metadata.index
-            report.snapshot_term = snapshot.metadata.term
-        memory.set_hard_state(hs)
-        if isinstance(entries, DiskLog):
-            at = memory.first_index() - 1
-            dummy = Entry(term=memory.term(at), index=at)
-            memory._ents = LazyEntries(dummy, entries)  # type: ignore[assignment]
+    wal: WAL | None = created
+    try:
+        if created is not None:
+            wal = created
+            report.created = True
+            md = metadata or b""
+            if snapshotter is not None:
+                _tidy_snap_dir(snapshotter, [], report)
         else:
-            memory.append(entries)
-        report.entries = len(entries)
-        del entries
-    report.last_index = memory.last_index()
-    disk = DiskStorage(wal, snapshotter or Snapshotter(snap_dir))
-    storage = (_ReadOnlyStorage if read_only else DurableStorage)(
-        disk,
-        memory,
-        metadata=md,
-        snapshot_count=snapshot_count,
-        catch_up_entries=catch_up_entries,
-        max_snapshots=max_snapshots,
-        max_wals=max_wals,
-        report=report,
-    )
+            while True:
+                try:
+                    wal, snapshot, md, hs, entries, broken = _load(
+                        wal_dir,
+                        snapshotter,
+                        segment_size,
+                        bounded_memory,
+                        recovery,
+                        report,
+                        read_only,
+                    )
+                    break
+                except (CorruptionError, WALNotFoundError) as exc:
+                    if report.repaired or recovery == "strict" or read_only:
+                        raise
+                    path, offset = getattr(exc, "path", None), getattr(exc, "offset", None)
+                    if path is not None and offset is not None:
+                        report.damage = (path, offset)
+                    if recovery == "tolerate-tail":
+                        if not isinstance(exc, TornTailError) or not repair(wal_dir):
+                            raise
+                    else:
+                        report.salvage = salvage(wal_dir)
+                        if not report.salvage.changed:
+                            raise
+                    report.repaired = True
+            if not read_only and snapshotter is not None:
+                # The WAL is open for writing: its lock is held.
+                _tidy_snap_dir(snapshotter, broken, report)
+            if snapshot is not None:
+                memory.apply_snapshot(snapshot)
+                report.snapshot_index = snapshot.metadata.index
+                report.snapshot_term = snapshot.metadata.term
+            memory.set_hard_state(hs)
+            if isinstance(entries, DiskLog):
+                at = memory.first_index() - 1
+                dummy = Entry(term=memory.term(at), index=at)
+                memory._ents = LazyEntries(dummy, entries)  # type: ignore[assignment]
+            else:
+                memory.append(entries)
+            report.entries = len(entries)
+            del entries
+        report.last_index = memory.last_index()
+        disk = DiskStorage(wal, snapshotter or Snapshotter(snap_dir))
+        storage = (_ReadOnlyStorage if read_only else DurableStorage)(
+            disk,
+            memory,
+            metadata=md,
+            snapshot_count=snapshot_count,
+            catch_up_entries=catch_up_entries,
+            max_snapshots=max_snapshots,
+            max_wals=max_wals,
+            report=report,
+        )
+    except BaseException:
+        # whatever failed after the WAL was opened, it is not left open
+        if wal is not None:
+            wal.close()
+        raise
     took = time.perf_counter() - t0
     storage._recovery_time.observe(took)
     if report.repaired:
