@@ -16,9 +16,11 @@ files to etcd 3.4's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,26 +53,31 @@ class WAL:
     """An open write-ahead log. Build one with :meth:`create`, :meth:`open`
     or :meth:`open_for_read`; it is safe to use from several threads."""
 
-    __slots__ = (
-        "_closing",
-        "_cv",
-        "_flusher",
-        "_native",
-        "_off_loop",
-        "_pending",
-        "_pid",
-        "_writable",
-    )
+    __slots__ = ("_commit", "_native", "_off_loop", "_pid", "_writable")
 
     def __init__(self, native: _native.Wal, writable: bool) -> None:
         self._native = native
         self._writable = writable
-        self._cv = threading.Condition()
-        self._pending: list[tuple[int, Future[None]]] = []
-        self._flusher: threading.Thread | None = None
-        self._closing = False
+        self._commit = _GroupCommit(native)
         self._off_loop = OffLoop()
         self._pid = os.getpid()
+
+    def __del__(self) -> None:
+        # A WAL dropped without close() releases its locks, threads and
+        # files when collected, and says so, as an unclosed file does.
+        native = getattr(self, "_native", None)
+        if native is None or native.closed or os.getpid() != self._pid:
+            return
+        warnings.warn(
+            f"unclosed {self!r}: call close() or use it as a context manager",
+            ResourceWarning,
+            stacklevel=2,
+            source=self,
+        )
+        self._off_loop.close(wait=False)
+        self._commit.close()
+        with contextlib.suppress(Exception):
+            native.close()
 
     # --- construction ---------------------------------------------------------
 
@@ -154,17 +161,7 @@ class WAL:
         # Running futures cannot be cancelled: a cancelled waiter must not
         # take the save (or the group-commit thread) down with it.
         fut.set_running_or_notify_cancel()
-        with self._cv:
-            if self._closing:
-                raise WALClosedError("wal: the WAL is closed")
-            seq = self._native.save(hard_state, entries, False)
-            self._pending.append((seq, fut))
-            if self._flusher is None:
-                self._flusher = threading.Thread(
-                    target=self._flush_loop, name="raftwal-group-commit", daemon=True
-                )
-                self._flusher.start()
-            self._cv.notify()
+        self._commit.add(lambda: self._native.save(hard_state, entries, False), fut)
         return fut
 
     async def asave(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
@@ -185,25 +182,6 @@ class WAL:
                 "wal: the WAL belongs to the process that opened it; "
                 "a forked child cannot write to it"
             )
-
-    def _flush_loop(self) -> None:
-        while True:
-            with self._cv:
-                while not self._pending and not self._closing:
-                    self._cv.wait()
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending, []
-            error: BaseException | None = None
-            try:
-                self._native.sync_to(max(seq for seq, _ in batch))
-            except BaseException as exc:
-                error = exc
-            for _, fut in batch:
-                if error is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(error)
 
     def save_snapshot(self, snap: WalSnapshot) -> None:
         """Append a snapshot record and sync. Without ``conf_state`` the
@@ -257,12 +235,7 @@ class WAL:
             self._native.close()  # raises: not this process's WAL
             return
         self._off_loop.close()
-        with self._cv:
-            self._closing = True
-            flusher = self._flusher
-            self._cv.notify_all()
-        if flusher is not None:
-            flusher.join()
+        self._commit.close()
         self._native.close()
 
     def __enter__(self) -> Self:
@@ -384,6 +357,72 @@ def _chain(started: Future[Future[None]], done: Future[None]) -> None:
         started.result().add_done_callback(lambda f: _copy_outcome(f, done))
 
 
+class _GroupCommit:
+    """The ``save_async`` futures of one WAL waiting for an fsync, and the
+    thread that runs the fsyncs and settles them (one fsync covers every
+    save pending when it starts). It holds the native WAL, never the
+    :class:`WAL`, so a WAL its owner forgot to close can be collected."""
+
+    __slots__ = ("_closing", "_cv", "_native", "_pending", "_thread")
+
+    def __init__(self, native: _native.Wal) -> None:
+        self._native = native
+        self._cv = threading.Condition()
+        self._pending: list[tuple[int, Future[None]]] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def add(self, append: Callable[[], int], fut: Future[None]) -> None:
+        """Run ``append`` (it returns the save's sequence number) and settle
+        ``fut`` once an fsync covers that save."""
+        with self._cv:
+            if self._closing:
+                raise WALClosedError("wal: the WAL is closed")
+            seq = append()
+            self._pending.append((seq, fut))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="raftwal-group-commit", daemon=True
+                )
+                self._thread.start()
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._closing:
+                    self._cv.wait()
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+            self._settle(batch)
+            # nothing of a settled batch stays referenced while idle: its
+            # futures' callbacks may hold the storage that made them
+            del batch
+
+    def _settle(self, batch: list[tuple[int, Future[None]]]) -> None:
+        error: BaseException | None = None
+        try:
+            self._native.sync_to(max(seq for seq, _ in batch))
+        except BaseException as exc:
+            error = exc
+        for _, fut in batch:
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+    def close(self) -> None:
+        """Refuse new saves; settle the pending ones and stop the thread
+        (without waiting for it when called from it)."""
+        with self._cv:
+            self._closing = True
+            thread = self._thread
+            self._cv.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+
 class OffLoop:
     """Runs ``save_async`` calls on one worker thread, in call order, so that
     appending (which may cut a segment: truncate, fsyncs, rename, directory
@@ -413,13 +452,14 @@ class OffLoop:
         started.add_done_callback(lambda f: _chain(f, done))
         return done
 
-    def close(self) -> None:
-        """Refuse new submissions and run every one made before."""
+    def close(self, wait: bool = True) -> None:
+        """Refuse new submissions and run every one made before (waiting
+        for them unless ``wait`` is false)."""
         with self._lock:
             self._closed = True
             executor = self._executor
         if executor is not None:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=wait)
 
 
 async def await_save(done: Future[None]) -> None:
