@@ -311,6 +311,7 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
     }
     let inputs = open_inputs(dir, &names[..usable])?;
     let mut dec = Decoder::new(inputs);
+    dec.check_trailing_zeros = true;
     let mut bad: Option<(usize, u64, &'static str, String)> = None;
     // The highest index the next entry may have (None: no entry yet). A
     // snapshot record at S lets the log go on at S + 1.
@@ -377,6 +378,9 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             break;
         }
     }
+    // Non-zero bytes after a segment's end of log: cut them off that
+    // segment only (the log goes on in the next one, chain checked).
+    let mut only_cut = false;
     let (cut_seg, cut_off) = match bad {
         Some((seg, offset, kind, detail)) => {
             out.kind = kind;
@@ -388,7 +392,15 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             out.detail = format!("segment sequence gap before {}", names[usable].name);
             (usable, None)
         }
-        None => return Ok(out),
+        None => match dec.dirty_tail {
+            Some((seg, offset)) => {
+                out.kind = "corrupt";
+                out.detail = "non-zero bytes after the end of the log".into();
+                only_cut = true;
+                (seg, Some(offset))
+            }
+            None => return Ok(out),
+        },
     };
     // Every segment about to change must be free of writers first.
     let mut held = Vec::new();
@@ -400,7 +412,9 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         cut_keeping_copy(&path, &held[0], offset)?;
         out.damaged = Some((path.display().to_string(), offset));
     }
-    let first_moved = if cut_off.is_some() {
+    let first_moved = if only_cut {
+        names.len()
+    } else if cut_off.is_some() {
         cut_seg + 1
     } else {
         cut_seg

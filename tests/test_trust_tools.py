@@ -342,6 +342,26 @@ def test_salvage_mode_open_cuts_an_index_gap(tmp_path: Path) -> None:
         assert s.recovery.salvage is not None and s.recovery.salvage.damaged_offset == offset
 
 
+def test_salvage_cuts_non_zero_bytes_after_the_end_of_the_log(tmp_path: Path) -> None:
+    d = tmp_path / "wal"
+    with WAL.create(d, segment_size=8192) as w:
+        w.save(HardState(1, 1, 3), [Entry(term=1, index=i, data=b"s") for i in (1, 2, 3)])
+    seg = segments(d)[-1]
+    end = frames(seg)[-1].end
+    raw = bytearray(seg.read_bytes())
+    raw[end + 2000] = 0x40  # a stray byte far past the end of the log
+    seg.write_bytes(bytes(raw))
+    with pytest.raises(raftwal.CorruptionError, match=f"offset {end}"):
+        raftwal.verify(d)
+    rep = raftwal.salvage(d)
+    assert rep.changed and "non-zero bytes" in rep.detail and rep.damaged_offset == end
+    assert rep.moved == [] and rep.last_kept_index == 3
+    assert (d / (seg.name + ".broken")).read_bytes() == bytes(raw)
+    raftwal.verify(d)
+    with WAL.open(d) as w:
+        assert [e.index for e in w.read_all()[2]] == [1, 2, 3]
+
+
 # --- verify after purge -----------------------------------------------------------------
 
 
