@@ -6,8 +6,10 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
+TORTURE_SECONDS ?= 300
+TORTURE_SEED ?= 1
 
-.PHONY: deps install test test-python test-rust lint ci demo bench fuzz clean
+.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture clean
 
 deps:
 	bash .ci/install-interop.sh
@@ -49,5 +51,10 @@ bench: install
 fuzz:
 	bash tools/fuzz.sh $(FUZZ_SECONDS)
 
+# random structural damage x every recovery mode x every CLI subcommand
+# (tests/torture.py); exit 1 on any breach, the cases kept in torture-cases/
+torture:
+	$(PYTHON) tests/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED) --keep torture-cases
+
 clean:
-	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts
+	rm -rf torture-cases target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts
