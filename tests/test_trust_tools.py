@@ -196,6 +196,43 @@ def test_read_only_tools_change_nothing_on_a_live_etcd_member(
         assert report.broken_snapshots == [] and report.quarantined == []
 
 
+@pytest.mark.interop
+@pytest.mark.timeout(300)
+def test_read_only_tools_change_nothing_beside_a_running_etcd(tmp_path: Path) -> None:
+    """The same calls on the member directory of an etcd 3.4 server that is
+    running (holding its WAL locks) and idle: its WAL and .snap files stay
+    byte for byte what they were, and what the calls read is healthy."""
+    import time
+
+    from etcd_server import EtcdServer, require_etcd34
+
+    bins = require_etcd34()
+    data = tmp_path / "etcd"
+    with EtcdServer(bins, data, tmp_path / "etcd.log", snapshot_count=20) as srv:
+        for i in range(45):
+            srv.put(f"key-{i}", f"value-{i}".encode())
+        member = data / "member"
+
+        def files() -> dict[str, tuple[int, int, str]]:
+            # the WAL and the .snap files (not bbolt's db, which etcd owns)
+            return {k: v for k, v in tree(member).items() if k.startswith(("wal/", "snap/0"))}
+
+        before = files()
+        for _ in range(100):  # until etcd's own writes have settled
+            time.sleep(0.2)
+            now, before = before, files()
+            if now == before:
+                break
+        assert any(k.endswith(".snap") for k in before)
+        said = read_only_calls(member, member / "wal")
+        assert files() == before
+        for key in ("verify", "verify --json", "inspect", "dump"):
+            assert said[key].returncode == 0, (key, said[key].stdout, said[key].stderr)
+        st, report = said["open strict"]
+        assert st[0][2] >= 45 and report.snapshot_index > 0
+        srv.stop()
+
+
 def test_a_writer_refused_the_lock_changes_nothing(tmp_path: Path) -> None:
     d = tmp_path / "data"
     build(d)
