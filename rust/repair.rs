@@ -66,11 +66,14 @@ fn reader_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
     }
 }
 
-/// Where a reader of the whole directory starts: index 0 when the oldest
-/// segment holds the log from its beginning, otherwise the oldest snapshot
-/// record (of those `valid_snapshot_entries` returns) that a remaining
-/// segment covers, as on a member whose old segments were purged.
-pub fn oldest_start(dir: &Path) -> Result<WalSnap> {
+/// Where a restart of the WAL directory alone starts reading: its newest
+/// snapshot record (of those `valid_snapshot_entries` returns) that a
+/// remaining segment covers, or index 0. Not index 0 whenever it could: a
+/// follower that installed a snapshot from its leader goes on at the
+/// snapshot's index + 1, a gap for a reader starting before it. The
+/// segments before it still have their frames and CRC chain checked by
+/// `valid_snapshot_entries`.
+pub fn restart_point(dir: &Path) -> Result<WalSnap> {
     let names = segment::list(dir)?;
     let Some(first) = names.first() else {
         return Err(Error::NotFound(format!(
@@ -78,20 +81,18 @@ pub fn oldest_start(dir: &Path) -> Result<WalSnap> {
             dir.display()
         )));
     };
-    if first.index == 0 {
-        return Ok(WalSnap::default());
-    }
     let snaps = valid_snapshot_entries(dir)?;
     Ok(snaps
         .into_iter()
-        .find(|s| s.index >= first.index)
+        .filter(|s| s.index >= first.index)
+        .max_by_key(|s| s.index)
         .unwrap_or_default())
 }
 
 /// etcd's `Repair`, checked: if the log ends in a torn or truncated record
 /// of the last segment, copy that segment to `<name>.broken`, truncate it
 /// before the record and fsync. Ok(true) when the WAL now verifies from
-/// where a reader starts (`oldest_start`), whether or not something was
+/// where a restart starts (`restart_point`), whether or not something was
 /// cut; Ok(false) when there is nothing to repair with (no directory, no
 /// segment). Any other damage, anywhere, is returned as the error that
 /// names it, and nothing is changed.
@@ -108,7 +109,7 @@ pub fn repair(dir: &Path) -> Result<bool> {
     };
     let path = dir.join(&last.name);
     let file = segment::open_locked(&path)?;
-    let start = oldest_start(dir)?;
+    let start = restart_point(dir)?;
     // verify reports a torn record only once every record before it passed
     // its checks, so a torn tail here is the only damage there is.
     let off = match verify(dir, &start) {

@@ -399,6 +399,30 @@ def test_salvage_cuts_non_zero_bytes_after_the_end_of_the_log(tmp_path: Path) ->
         assert [e.index for e in w.read_all()[2]] == [1, 2, 3]
 
 
+def test_repair_and_verify_accept_a_follower_that_installed_a_snapshot(tmp_path: Path) -> None:
+    """Entries 1..10, then the leader's snapshot at 100, then 101..105: a
+    reader starting at 0 sees a gap, a restart (from 100) does not. A torn
+    tail there is repaired, and the bare WAL directory verifies."""
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        for i in range(1, 11):
+            s.save(HardState(1, 1, i), [Entry(term=1, index=i, data=b"a")])
+        meta = raftwal.SnapshotMetadata(index=100, term=2, conf_state=ConfState(voters=[1]))
+        s.save(HardState(2, 1, 100), [], snapshot=raftwal.Snapshot(data=b"x", metadata=meta))
+        for i in range(101, 106):
+            s.save(HardState(2, 1, i), [Entry(term=2, index=i, data=b"b")])
+    tail = segments(d / "wal")[-1]
+    os.truncate(tail, frames(tail)[-1].end - 3)
+    r = run("verify", str(d / "wal"))
+    assert r.returncode == 1 and "TornTailError" in r.stdout, r.stdout
+    with raftwal.open(d) as s:
+        assert s.recovery.repaired and s.last_index() == 105
+    for target in (d, d / "wal"):
+        r = run("verify", str(target))
+        assert r.returncode == 0, (target, r.stdout)
+    assert raftwal.repair(d / "wal") is True
+
+
 # --- verify after purge -----------------------------------------------------------------
 
 
