@@ -6,7 +6,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
-TORTURE_SECONDS ?= 600
+TORTURE_SECONDS ?= 300
 TORTURE_SEED ?= 1
 SOAK_SECONDS ?= 600
 SOAK_STORAGES ?= 8
@@ -54,12 +54,13 @@ fuzz:
 	bash tools/fuzz.sh $(FUZZ_SECONDS)
 
 # random structural damage x every recovery mode x every CLI subcommand
+# (tests/torture.py); exit 1 on any breach, the cases kept in torture-cases/
 torture:
-	$(PYTHON) tests/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED)
+	$(PYTHON) tests/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED) --keep torture-cases
 
 # storages used as a service uses them, for a fixed time; nothing may leak
 soak:
 	$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) --storages $(SOAK_STORAGES)
 
 clean:
-	rm -rf target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts
+	rm -rf torture-cases target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts

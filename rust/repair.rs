@@ -66,11 +66,14 @@ fn reader_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
     }
 }
 
-/// Where a reader of the whole directory starts: index 0 when the oldest
-/// segment holds the log from its beginning, otherwise the oldest snapshot
-/// record (of those `valid_snapshot_entries` returns) that a remaining
-/// segment covers, as on a member whose old segments were purged.
-pub fn oldest_start(dir: &Path) -> Result<WalSnap> {
+/// Where a restart of the WAL directory alone starts reading: its newest
+/// snapshot record (of those `valid_snapshot_entries` returns) that a
+/// remaining segment covers, or index 0. Not index 0 whenever it could: a
+/// follower that installed a snapshot from its leader goes on at the
+/// snapshot's index + 1, a gap for a reader starting before it. The
+/// segments before it still have their frames and CRC chain checked by
+/// `valid_snapshot_entries`.
+pub fn restart_point(dir: &Path) -> Result<WalSnap> {
     let names = segment::list(dir)?;
     let Some(first) = names.first() else {
         return Err(Error::NotFound(format!(
@@ -78,20 +81,18 @@ pub fn oldest_start(dir: &Path) -> Result<WalSnap> {
             dir.display()
         )));
     };
-    if first.index == 0 {
-        return Ok(WalSnap::default());
-    }
     let snaps = valid_snapshot_entries(dir)?;
     Ok(snaps
         .into_iter()
-        .find(|s| s.index >= first.index)
+        .filter(|s| s.index >= first.index)
+        .max_by_key(|s| s.index)
         .unwrap_or_default())
 }
 
 /// etcd's `Repair`, checked: if the log ends in a torn or truncated record
 /// of the last segment, copy that segment to `<name>.broken`, truncate it
 /// before the record and fsync. Ok(true) when the WAL now verifies from
-/// where a reader starts (`oldest_start`), whether or not something was
+/// where a restart starts (`restart_point`), whether or not something was
 /// cut; Ok(false) when there is nothing to repair with (no directory, no
 /// segment). Any other damage, anywhere, is returned as the error that
 /// names it, and nothing is changed.
@@ -108,7 +109,7 @@ pub fn repair(dir: &Path) -> Result<bool> {
     };
     let path = dir.join(&last.name);
     let file = segment::open_locked(&path)?;
-    let start = oldest_start(dir)?;
+    let start = restart_point(dir)?;
     // verify reports a torn record only once every record before it passed
     // its checks, so a torn tail here is the only damage there is.
     let off = match verify(dir, &start) {
@@ -311,6 +312,7 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
     }
     let inputs = open_inputs(dir, &names[..usable])?;
     let mut dec = Decoder::new(inputs);
+    dec.check_trailing_zeros = true;
     let mut bad: Option<(usize, u64, &'static str, String)> = None;
     // The highest index the next entry may have (None: no entry yet). A
     // snapshot record at S lets the log go on at S + 1.
@@ -377,6 +379,9 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             break;
         }
     }
+    // Non-zero bytes after a segment's end of log: cut them off that
+    // segment only (the log goes on in the next one, chain checked).
+    let mut only_cut = false;
     let (cut_seg, cut_off) = match bad {
         Some((seg, offset, kind, detail)) => {
             out.kind = kind;
@@ -388,7 +393,15 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             out.detail = format!("segment sequence gap before {}", names[usable].name);
             (usable, None)
         }
-        None => return Ok(out),
+        None => match dec.dirty_tail {
+            Some((seg, offset)) => {
+                out.kind = "corrupt";
+                out.detail = "non-zero bytes after the end of the log".into();
+                only_cut = true;
+                (seg, Some(offset))
+            }
+            None => return Ok(out),
+        },
     };
     // Every segment about to change must be free of writers first.
     let mut held = Vec::new();
@@ -400,7 +413,9 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         cut_keeping_copy(&path, &held[0], offset)?;
         out.damaged = Some((path.display().to_string(), offset));
     }
-    let first_moved = if cut_off.is_some() {
+    let first_moved = if only_cut {
+        names.len()
+    } else if cut_off.is_some() {
         cut_seg + 1
     } else {
         cut_seg

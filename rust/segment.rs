@@ -217,6 +217,33 @@ mod tests {
     }
 
     #[test]
+    fn only_regular_files_open_and_nothing_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let regular = dir.path().join(wal_name(0, 0));
+        std::fs::write(&regular, b"x").unwrap();
+        assert!(open_file(&regular, false).is_ok());
+        assert!(open_locked(&regular).is_ok());
+        let fifo = dir.path().join(wal_name(1, 5));
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let sub = dir.path().join(wal_name(2, 9));
+        std::fs::create_dir(&sub).unwrap();
+        for (path, kind) in [(&fifo, "a fifo"), (&sub, "a directory")] {
+            for write in [false, true] {
+                match open_file(path, write) {
+                    Err(Error::Corrupt {
+                        what, offset: 0, ..
+                    }) => assert!(what.contains(kind)),
+                    Err(Error::Io { .. }) if write && path == &sub => {} // EISDIR
+                    other => panic!("{kind} opened: {other:?}"),
+                }
+            }
+        }
+        assert!(open_locked(&fifo).is_err());
+    }
+
+    #[test]
     fn sequences() {
         assert!(is_valid_seq(&names(&[(0, 0), (2, 10)])));
         assert!(is_valid_seq(&names(&[(3, 0), (4, 10), (5, 11)])));

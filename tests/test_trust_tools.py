@@ -196,6 +196,43 @@ def test_read_only_tools_change_nothing_on_a_live_etcd_member(
         assert report.broken_snapshots == [] and report.quarantined == []
 
 
+@pytest.mark.interop
+@pytest.mark.timeout(300)
+def test_read_only_tools_change_nothing_beside_a_running_etcd(tmp_path: Path) -> None:
+    """The same calls on the member directory of an etcd 3.4 server that is
+    running (holding its WAL locks) and idle: its WAL and .snap files stay
+    byte for byte what they were, and what the calls read is healthy."""
+    import time
+
+    from etcd_server import EtcdServer, require_etcd34
+
+    bins = require_etcd34()
+    data = tmp_path / "etcd"
+    with EtcdServer(bins, data, tmp_path / "etcd.log", snapshot_count=20) as srv:
+        for i in range(45):
+            srv.put(f"key-{i}", f"value-{i}".encode())
+        member = data / "member"
+
+        def files() -> dict[str, tuple[int, int, str]]:
+            # the WAL and the .snap files (not bbolt's db, which etcd owns)
+            return {k: v for k, v in tree(member).items() if k.startswith(("wal/", "snap/0"))}
+
+        before = files()
+        for _ in range(100):  # until etcd's own writes have settled
+            time.sleep(0.2)
+            now, before = before, files()
+            if now == before:
+                break
+        assert any(k.endswith(".snap") for k in before)
+        said = read_only_calls(member, member / "wal")
+        assert files() == before
+        for key in ("verify", "verify --json", "inspect", "dump"):
+            assert said[key].returncode == 0, (key, said[key].stdout, said[key].stderr)
+        st, report = said["open strict"]
+        assert st[0][2] >= 45 and report.snapshot_index > 0
+        srv.stop()
+
+
 def test_a_writer_refused_the_lock_changes_nothing(tmp_path: Path) -> None:
     d = tmp_path / "data"
     build(d)
@@ -343,6 +380,50 @@ def test_salvage_mode_open_cuts_an_index_gap(tmp_path: Path) -> None:
     with raftwal.open(d, recovery="salvage") as s:
         assert s.last_index() == 3
         assert s.recovery.salvage is not None and s.recovery.salvage.damaged_offset == offset
+
+
+def test_salvage_cuts_non_zero_bytes_after_the_end_of_the_log(tmp_path: Path) -> None:
+    d = tmp_path / "wal"
+    with WAL.create(d, segment_size=8192) as w:
+        w.save(HardState(1, 1, 3), [Entry(term=1, index=i, data=b"s") for i in (1, 2, 3)])
+    seg = segments(d)[-1]
+    end = frames(seg)[-1].end
+    raw = bytearray(seg.read_bytes())
+    raw[end + 2000] = 0x40  # a stray byte far past the end of the log
+    seg.write_bytes(bytes(raw))
+    with pytest.raises(raftwal.CorruptionError, match=f"offset {end}"):
+        raftwal.verify(d)
+    rep = raftwal.salvage(d)
+    assert rep.changed and "non-zero bytes" in rep.detail and rep.damaged_offset == end
+    assert rep.moved == [] and rep.last_kept_index == 3
+    assert (d / (seg.name + ".broken")).read_bytes() == bytes(raw)
+    raftwal.verify(d)
+    with WAL.open(d) as w:
+        assert [e.index for e in w.read_all()[2]] == [1, 2, 3]
+
+
+def test_repair_and_verify_accept_a_follower_that_installed_a_snapshot(tmp_path: Path) -> None:
+    """Entries 1..10, then the leader's snapshot at 100, then 101..105: a
+    reader starting at 0 sees a gap, a restart (from 100) does not. A torn
+    tail there is repaired, and the bare WAL directory verifies."""
+    d = tmp_path / "data"
+    with raftwal.open(d) as s:
+        for i in range(1, 11):
+            s.save(HardState(1, 1, i), [Entry(term=1, index=i, data=b"a")])
+        meta = raftwal.SnapshotMetadata(index=100, term=2, conf_state=ConfState(voters=[1]))
+        s.save(HardState(2, 1, 100), [], snapshot=raftwal.Snapshot(data=b"x", metadata=meta))
+        for i in range(101, 106):
+            s.save(HardState(2, 1, i), [Entry(term=2, index=i, data=b"b")])
+    tail = segments(d / "wal")[-1]
+    os.truncate(tail, frames(tail)[-1].end - 3)
+    r = run("verify", str(d / "wal"))
+    assert r.returncode == 1 and "TornTailError" in r.stdout, r.stdout
+    with raftwal.open(d) as s:
+        assert s.recovery.repaired and s.last_index() == 105
+    for target in (d, d / "wal"):
+        r = run("verify", str(target))
+        assert r.returncode == 0, (target, r.stdout)
+    assert raftwal.repair(d / "wal") is True
 
 
 # --- verify after purge -----------------------------------------------------------------

@@ -76,17 +76,16 @@ def _segment_start(name: str) -> int | None:
         return None
 
 
-def _oldest_start(wal_dir: Path, snaps: list[WalSnapshot]) -> WalSnapshot:
-    """Where a reader of the whole WAL starts: index 0 when the oldest
-    segment holds the log from its beginning, otherwise the oldest snapshot
-    record a remaining segment covers (old segments purged)."""
-    starts = sorted(
-        (p.name, _segment_start(p.name)) for p in wal_dir.iterdir() if p.suffix == ".wal"
-    )
-    first = next((i for _, i in starts if i is not None), 0)
-    if first == 0:
-        return WalSnapshot()
-    return next((s for s in snaps if s.index >= first), WalSnapshot())
+def _restart_point(wal_dir: Path, snaps: list[WalSnapshot]) -> WalSnapshot:
+    """Where a restart of a WAL directory alone starts: its newest snapshot
+    record that a remaining segment covers, or index 0 (as ``repair``).
+    Not index 0 whenever it could: a follower that installed its leader's
+    snapshot goes on at the snapshot's index + 1, a gap for a reader
+    starting before it."""
+    starts = [_segment_start(p.name) for p in wal_dir.iterdir() if p.suffix == ".wal"]
+    first = min((i for i in starts if i is not None), default=0)
+    covered = [s for s in snaps if s.index >= first]
+    return max(covered, key=lambda s: s.index) if covered else WalSnapshot()
 
 
 @dataclasses.dataclass
@@ -102,8 +101,8 @@ def _check(wal_dir: Path, snap_dir: Path | None) -> _Check:
     """Check, without changing anything, what a strict restart reads: every
     segment's frames and CRC chain, every ``.snap`` file, and the log from
     the snapshot a restart would use (a data directory: the newest readable
-    ``.snap`` file the WAL holds a record of; a bare WAL directory: where
-    its oldest segment starts). Operating-system failures propagate."""
+    ``.snap`` file the WAL holds a record of; a bare WAL directory: its
+    newest snapshot record). Operating-system failures propagate."""
     problems: list[str] = []
     snaps: list[WalSnapshot] = []
     try:
@@ -118,7 +117,7 @@ def _check(wal_dir: Path, snap_dir: Path | None) -> _Check:
         if chosen is not None:
             start = WalSnapshot(index=chosen.metadata.index, term=chosen.metadata.term)
     else:
-        start = _oldest_start(wal_dir, snaps)
+        start = _restart_point(wal_dir, snaps)
     hs = None
     try:
         hs = verify(wal_dir, start)

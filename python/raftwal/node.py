@@ -557,6 +557,8 @@ def _choose_snapshot(
     snapshot, broken = snapshotter.scan_newest_available(valid_snapshot_entries(wal_dir))
     if broken and recovery == "strict":
         name, exc = broken[0]
+        if not isinstance(exc, Error):
+            raise exc  # an operating-system failure, not damage
         path = os.path.join(snapshotter.dirpath, name)
         raise CorruptionError(f"snap: cannot load {path}: {exc}") from exc
     report.broken_snapshots = [(name, str(exc)) for name, exc in broken]

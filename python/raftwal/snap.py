@@ -13,7 +13,10 @@ place and the directory fsynced, so a ``.snap`` name only ever holds a whole
 file.
 
 Loading follows etcd: candidates are tried newest first; one that cannot be
-read is renamed to ``<name>.broken`` and the next one is tried.
+read is renamed to ``<name>.broken`` and the next one is tried. That rename
+is a writer's business: :meth:`Snapshotter.scan_newest_available` makes the
+same choice without changing anything (``raftwal.open`` and the tools use
+it, and a writer quarantines only once it holds the WAL).
 """
 
 from __future__ import annotations

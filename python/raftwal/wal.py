@@ -261,9 +261,9 @@ def wal_exists(dirpath: StrPath) -> bool:
 
 def repair(dirpath: StrPath) -> bool:
     """Truncate a torn or cut-short record at the end of the last segment,
-    keeping a ``<segment>.broken`` copy. True once the whole WAL verifies
-    (from index 0, or from its oldest snapshot record when old segments
-    were purged), whether or not something had to be cut; False for a
+    keeping a ``<segment>.broken`` copy. True once the WAL verifies (every
+    segment's frames and CRC chain, and the log from its newest snapshot
+    record), whether or not something had to be cut; False for a
     missing directory or no segments. Damage it cannot repair (anything
     but a torn tail, anywhere) raises the :class:`CorruptionError` (or
     :class:`WALNotFoundError`) that names it, and nothing is changed; a
