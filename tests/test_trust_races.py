@@ -70,6 +70,37 @@ def test_a_non_utf8_data_directory_keeps_its_name(tmp_path: Path) -> None:
         raftwal.WAL.create(w2)
 
 
+def _tear_tail(wal_dir: bytes) -> None:
+    """Append half a record behind the last one of the last segment."""
+    seg = wal_dir + b"/" + sorted(os.listdir(wal_dir))[-1]
+    with open(seg, "rb") as f:
+        data = f.read()
+    end = (len(data.rstrip(b"\0")) + 7) // 8 * 8
+    with open(seg, "r+b") as f:
+        f.seek(end)
+        f.write((200).to_bytes(8, "little") + b"\x01" * 50)
+
+
+def test_a_damaged_file_is_named_by_its_real_path(tmp_path: Path) -> None:
+    """Messages may show a non-UTF-8 path lossily, but the ``path`` an
+    error and a recovery report carry is the file itself."""
+    raw = os.fsencode(tmp_path) + b"/n\xff\xfe"
+    node = os.fsdecode(raw)
+    with raftwal.open(node) as s:
+        for i in range(1, 21):
+            s.save(HardState(1, 1, i - 1), [Entry(term=1, index=i, data=b"x" * 100)])
+    _tear_tail(raw + b"/wal")
+    with pytest.raises(raftwal.TornTailError) as info:
+        raftwal.open(node, recovery="strict")
+    path = info.value.path  # type: ignore[attr-defined]
+    assert isinstance(path, str)
+    assert os.fsencode(path).startswith(raw + b"/wal/") and os.path.isfile(path)
+    with raftwal.open(node) as s:
+        assert s.recovery.repaired and s.recovery.damage is not None
+        assert s.recovery.damage[0] == path
+        assert s.last_index() == 20
+
+
 # --- two creators ------------------------------------------------------------
 
 _CREATE_RACE = r"""
