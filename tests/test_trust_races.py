@@ -70,6 +70,37 @@ def test_a_non_utf8_data_directory_keeps_its_name(tmp_path: Path) -> None:
         raftwal.WAL.create(w2)
 
 
+def _tear_tail(wal_dir: bytes) -> None:
+    """Append half a record behind the last one of the last segment."""
+    seg = wal_dir + b"/" + sorted(os.listdir(wal_dir))[-1]
+    with open(seg, "rb") as f:
+        data = f.read()
+    end = (len(data.rstrip(b"\0")) + 7) // 8 * 8
+    with open(seg, "r+b") as f:
+        f.seek(end)
+        f.write((200).to_bytes(8, "little") + b"\x01" * 50)
+
+
+def test_a_damaged_file_is_named_by_its_real_path(tmp_path: Path) -> None:
+    """Messages may show a non-UTF-8 path lossily, but the ``path`` an
+    error and a recovery report carry is the file itself."""
+    raw = os.fsencode(tmp_path) + b"/n\xff\xfe"
+    node = os.fsdecode(raw)
+    with raftwal.open(node) as s:
+        for i in range(1, 21):
+            s.save(HardState(1, 1, i - 1), [Entry(term=1, index=i, data=b"x" * 100)])
+    _tear_tail(raw + b"/wal")
+    with pytest.raises(raftwal.TornTailError) as info:
+        raftwal.open(node, recovery="strict")
+    path = info.value.path  # type: ignore[attr-defined]
+    assert isinstance(path, str)
+    assert os.fsencode(path).startswith(raw + b"/wal/") and os.path.isfile(path)
+    with raftwal.open(node) as s:
+        assert s.recovery.repaired and s.recovery.damage is not None
+        assert s.recovery.damage[0] == path
+        assert s.last_index() == 20
+
+
 # --- two creators ------------------------------------------------------------
 
 _CREATE_RACE = r"""
@@ -239,6 +270,71 @@ def test_a_forked_child_cannot_write_through_the_parents_wal(tmp_path: Path) -> 
     assert r["snap"] == "parent"
     # The child's refused snapshot left no file behind.
     assert len(r["snaps"]) == 1, r
+
+
+_FORK_MID_SAVE = r"""
+import json, os, sys, threading
+import raftwal
+from raftwal import Entry, HardState
+
+w = raftwal.WAL.create(sys.argv[1], segment_size=16384)
+stop = threading.Event()
+n = [0]
+def writer():
+    while not stop.is_set():
+        n[0] += 1
+        w.save(HardState(1, 1, n[0] - 1), [Entry(term=1, index=n[0], data=b"p" * 500)])
+t = threading.Thread(target=writer)
+t.start()
+outcomes = []
+for k in range(20):
+    r, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        # Forked while the writer thread saves (it may hold the WAL's lock):
+        # every write is refused at once, and exiting touches nothing.
+        seen = []
+        for f in (lambda: w.save(HardState(1, 1, 0), [Entry(term=1, index=1, data=b"c")]),
+                  lambda: w.save_async(HardState(1, 1, 0), []).result(5),
+                  w.sync, w.close):
+            try:
+                f()
+                seen.append("ok")
+            except raftwal.Error as exc:
+                seen.append(type(exc).__name__)
+            except BaseException as exc:
+                seen.append("other:" + repr(exc))
+        os.write(wr, json.dumps(seen).encode())
+        sys.exit(0)
+    os.close(wr)
+    got = b""
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        got += b
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    outcomes.append({"status": status, "seen": json.loads(got)})
+stop.set()
+t.join()
+last = n[0]
+w.close()
+with raftwal.WAL.open_for_read(sys.argv[1]) as r:
+    ents = r.read_all()[2]
+print(json.dumps({"outcomes": outcomes, "last": last,
+                  "log": [e.index for e in ents] == list(range(1, last + 1)),
+                  "data": all(e.data == b"p" * 500 for e in ents)}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_child_forked_during_a_save_is_refused_without_waiting(tmp_path: Path) -> None:
+    r = _run(_FORK_MID_SAVE, str(tmp_path / "wal"), timeout=240)
+    for o in r["outcomes"]:
+        assert o["status"] == 0, o
+        assert o["seen"] == ["WALClosedError"] * 4, o
+    assert r["last"] > 0 and r["log"] and r["data"], r
 
 
 # --- locks and the GIL ---------------------------------------------------------

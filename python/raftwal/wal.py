@@ -92,7 +92,10 @@ class WAL:
         """A new WAL in ``dirpath`` (missing or empty; otherwise
         ``FileExistsError`` and nothing is touched). ``metadata=None`` writes
         no metadata field (etcd's nil), ``b""`` an empty one. The directory
-        appears complete at once: it is built beside and renamed into place."""
+        appears complete at once: it is built beside (in ``<dirpath>.tmp``,
+        locked) and renamed into place; a second creator of the same
+        directory at the same time, in any process, gets
+        :class:`WALLockedError`."""
         return cls(_native.Wal.create(os.fspath(dirpath), metadata, segment_size), True)
 
     @classmethod

@@ -21,7 +21,7 @@
 //! published when a locked call ends (`Shown`) and `stats()` reads the
 //! core's atomic counters: neither waits on a save, a replay or a cut.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 
@@ -61,6 +61,28 @@ import_exception!(raftwal.errors, EntryTooLargeError);
 
 /// The one mapping from the core's errors to Python exceptions.
 fn to_py(e: Error) -> PyErr {
+    to_py_at(None, e)
+}
+
+/// `to_py` for an error from a WAL directory `dir`: the `path` of a damaged
+/// file is then the path itself, whatever its bytes.
+fn to_py_in(dir: &Path) -> impl Fn(Error) -> PyErr + '_ {
+    move |e| to_py_at(Some(dir), e)
+}
+
+/// A file the core names (as `display()` shows it: a path need not be
+/// UTF-8) as the path it is, when it is an entry of `dir`.
+fn real_path(dir: Option<&Path>, shown: &str) -> PathBuf {
+    let prefix = dir.map(|d| format!("{}/", d.display()));
+    match prefix.as_deref().and_then(|p| shown.strip_prefix(p)) {
+        Some(name) if !name.is_empty() && !name.contains('/') => {
+            dir.map_or_else(|| PathBuf::from(shown), |d| d.join(name))
+        }
+        _ => PathBuf::from(shown),
+    }
+}
+
+fn to_py_at(dir: Option<&Path>, e: Error) -> PyErr {
     let located = match &e {
         Error::CrcMismatch { file, offset }
         | Error::TornTail { file, offset }
@@ -76,7 +98,7 @@ fn to_py(e: Error) -> PyErr {
         // length word, for callers that report or repair it.
         Python::attach(|py| {
             let v = err.value(py);
-            let _ = v.setattr("path", file);
+            let _ = v.setattr("path", real_path(dir, &file).into_os_string());
             let _ = v.setattr("offset", offset);
         });
     }
@@ -529,7 +551,7 @@ impl PyWal {
         if let Some(e) = sink.error.take() {
             return Err(e);
         }
-        let r = res.map_err(to_py)?;
+        let r = res.map_err(to_py_in(&self.dir))?;
         sink.append(py, &r.entries)?;
         let md = r.metadata.map(|m| PyBytes::new(py, &m));
         let hs = (r.state.term, r.state.vote, r.state.commit);
@@ -557,7 +579,7 @@ impl PyWal {
             w.mark_durable(seq, idx);
             Ok::<_, Error>((r.metadata, r.state, log))
         });
-        let (metadata, state, log) = res.map_err(to_py)?;
+        let (metadata, state, log) = res.map_err(to_py_in(&self.dir))?;
         let md = metadata.map(|m| PyBytes::new(py, &m));
         let hs = (state.term, state.vote, state.commit);
         let log = Bound::new(
@@ -827,7 +849,8 @@ fn wal_exists(dirpath: PathBuf) -> bool {
 
 #[pyfunction]
 fn repair(py: Python<'_>, dirpath: PathBuf) -> PyResult<bool> {
-    py.detach(|| walrepair::repair(&dirpath)).map_err(to_py)
+    py.detach(|| walrepair::repair(&dirpath))
+        .map_err(to_py_in(&dirpath))
 }
 
 /// Returns the last HardState as (term, vote, commit).
@@ -835,7 +858,7 @@ fn repair(py: Python<'_>, dirpath: PathBuf) -> PyResult<bool> {
 fn verify(py: Python<'_>, dirpath: PathBuf, index: u64, term: u64) -> PyResult<(u64, u64, u64)> {
     let hs = py
         .detach(|| walrepair::verify(&dirpath, &wal_snap(index, term, None)))
-        .map_err(to_py)?;
+        .map_err(to_py_in(&dirpath))?;
     Ok((hs.term, hs.vote, hs.commit))
 }
 
@@ -847,7 +870,7 @@ type SnapTuple = (u64, u64, Option<Py<PyBytes>>);
 fn valid_snapshot_entries(py: Python<'_>, dirpath: PathBuf) -> PyResult<Vec<SnapTuple>> {
     let snaps = py
         .detach(|| walrepair::valid_snapshot_entries(&dirpath))
-        .map_err(to_py)?;
+        .map_err(to_py_in(&dirpath))?;
     Ok(snaps
         .into_iter()
         .map(|s| {
@@ -863,9 +886,15 @@ fn valid_snapshot_entries(py: Python<'_>, dirpath: PathBuf) -> PyResult<Vec<Snap
 /// Keep the longest verified prefix; returns a dict describing what was done.
 #[pyfunction]
 fn salvage<'py>(py: Python<'py>, dirpath: PathBuf) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-    let r = py.detach(|| walrepair::salvage(&dirpath)).map_err(to_py)?;
+    let r = py
+        .detach(|| walrepair::salvage(&dirpath))
+        .map_err(to_py_in(&dirpath))?;
     let d = pyo3::types::PyDict::new(py);
-    d.set_item("damaged_file", r.damaged.as_ref().map(|x| x.0.clone()))?;
+    let damaged = r.damaged.as_ref();
+    d.set_item(
+        "damaged_file",
+        damaged.map(|x| real_path(Some(&dirpath), &x.0).into_os_string()),
+    )?;
     d.set_item("damaged_offset", r.damaged.as_ref().map(|x| x.1))?;
     d.set_item("kind", r.kind)?;
     d.set_item("detail", r.detail)?;
