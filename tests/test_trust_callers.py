@@ -455,6 +455,10 @@ def test_wrong_argument_types_say_what_was_wanted(tmp_path: Path) -> None:
         refused(s, d, TypeError, s.save_async, None, [e(2)])
         refused(s, d, TypeError, s.save, HardState(1, 1, 1), b"x")
         refused(s, d, TypeError, s.save, HardState(1, 1, 1), [e(2)], "snap")
+        refused(s, d, TypeError, s.create_snapshot, 1, [1], b"x")
+        refused(s, d, TypeError, s.create_snapshot, 1, None, "text")
+        refused(s, d, TypeError, s.create_snapshot, "1", None, b"x")
+        refused(s, d, TypeError, s.compact, 1.0)
     with WAL.create(tmp_path / "wal", segment_size=4096) as w:
         with pytest.raises(TypeError, match="HardState"):
             w.save(None, [e(1)])  # type: ignore[arg-type]
