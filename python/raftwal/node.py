@@ -3,7 +3,7 @@ a member.
 
     with raftwal.open("data") as storage:
         hs, cs = storage.initial_state()
-        storage.save(HardState(term=1, vote=1, commit=0), [Entry(term=1, index=1, data=b"x")])
+        storage.save(HardState(term=1, vote=1, commit=1), [Entry(term=1, index=1, data=b"x")])
         if storage.needs_snapshot(applied_index=1):
             storage.create_snapshot(1, ConfState(voters=[1]), b"state machine bytes")
 """
