@@ -6,6 +6,8 @@ written, with an error that says what was wrong with the argument."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -455,6 +457,10 @@ def test_wrong_argument_types_say_what_was_wanted(tmp_path: Path) -> None:
         refused(s, d, TypeError, s.save_async, None, [e(2)])
         refused(s, d, TypeError, s.save, HardState(1, 1, 1), b"x")
         refused(s, d, TypeError, s.save, HardState(1, 1, 1), [e(2)], "snap")
+        refused(s, d, TypeError, s.create_snapshot, 1, [1], b"x")
+        refused(s, d, TypeError, s.create_snapshot, 1, None, "text")
+        refused(s, d, TypeError, s.create_snapshot, "1", None, b"x")
+        refused(s, d, TypeError, s.compact, 1.0)
     with WAL.create(tmp_path / "wal", segment_size=4096) as w:
         with pytest.raises(TypeError, match="HardState"):
             w.save(None, [e(1)])  # type: ignore[arg-type]
@@ -505,3 +511,20 @@ def test_durable_index_does_not_fall_below_a_snapshot_after_a_reopen(tmp_path: P
         s.wal.sync()
         assert s.wal.durable_index == 5
         assert s.durable_index == s.last_index() == 5
+
+
+def test_dump_etcd_prints_an_unknown_compare_target(tmp_path: Path) -> None:
+    rr = message_class("InternalRaftRequest")()
+    c = rr.txn.compare.add()
+    c.key, c.target, c.result = b"k", 9, 0
+    d = tmp_path / "data"
+    with open_small(d) as s:
+        s.save(HardState(1, 1, 1), [e(1, data=rr.SerializeToString())])
+    r = subprocess.run(
+        [sys.executable, "-m", "raftwal", "dump", str(d), "--etcd"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "txn compare=[9(" in r.stdout

@@ -3,7 +3,7 @@ a member.
 
     with raftwal.open("data") as storage:
         hs, cs = storage.initial_state()
-        storage.save(HardState(term=1, vote=1, commit=0), [Entry(term=1, index=1, data=b"x")])
+        storage.save(HardState(term=1, vote=1, commit=1), [Entry(term=1, index=1, data=b"x")])
         if storage.needs_snapshot(applied_index=1):
             storage.create_snapshot(1, ConfState(voters=[1]), b"state machine bytes")
 """
@@ -297,8 +297,9 @@ class DurableStorage:
             )
 
     def _failed(self, exc: BaseException) -> None:
-        """A write, fsync or snapshot file failed: what is on disk may now
-        differ from memory, so every later change is refused (reopen)."""
+        """A WAL write or fsync failed (or was interrupted): what is on disk
+        may now differ from memory, so every later change is refused until
+        a reopen. A refused argument (ValueError, TypeError) is no failure."""
         if self._failure is None and not isinstance(exc, ValueError | TypeError):
             self._failure = f"{type(exc).__name__}: {exc}"
 
@@ -433,6 +434,7 @@ class DurableStorage:
         keeps them until a snapshot lets them be purged, so a restart brings
         back everything after the snapshot it recovers from. ``ValueError``
         if a save still in flight replaces entries up to ``index``."""
+        _check_u64("index", index)
         with self._lock:
             self._check_usable()
             for p in self._pending:
@@ -454,7 +456,20 @@ class DurableStorage:
         """Take a snapshot at ``index`` (applied by the caller's state
         machine): persist it, compact memory to ``index - catch_up_entries``
         (or 1), and purge old ``.snap`` and WAL files beyond
-        ``max_snapshots`` / ``max_wals`` (0 keeps everything)."""
+        ``max_snapshots`` / ``max_wals`` (0 keeps everything).
+
+        Raises, before anything is written: :class:`SnapOutOfDateError` for
+        an index not above the current snapshot, ``ValueError`` for one past
+        the persisted commit (recovery would not use the snapshot) or the
+        last index, ``TypeError`` for arguments of the wrong type. A failure
+        while persisting leaves memory as it was."""
+        _check_u64("index", index)
+        if conf_state is not None and not isinstance(conf_state, ConfState):
+            raise TypeError(
+                f"conf_state must be a raftwal.ConfState or None, not {type(conf_state).__name__}"
+            )
+        if data is not None and not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes or None, not {type(data).__name__}")
         with self._lock:
             self._check_usable()
             if index <= self._accepted_snap:
