@@ -48,7 +48,9 @@ fn to_py(e: Error) -> PyErr {
         | Error::Corrupt { file, offset, .. }
         | Error::UnknownRecordType { file, offset, .. }
         | Error::SliceOutOfRange { file, offset, .. }
-        | Error::MetadataConflict { file, offset } => Some((file.clone(), *offset)),
+        | Error::MetadataConflict { file, offset }
+        | Error::FrameTooLarge { file, offset, .. }
+        | Error::SnapshotMismatch { file, offset, .. } => Some((file.clone(), *offset)),
         _ => None,
     };
     let err = to_py_plain(e);
@@ -75,7 +77,9 @@ fn to_py_plain(e: Error) -> PyErr {
         Error::TornTail { .. } => TornTailError::new_err(msg),
         Error::Corrupt { .. } => CorruptionError::new_err(msg),
         Error::UnknownRecordType { .. } => UnknownRecordTypeError::new_err(msg),
-        Error::RecordTooLarge { .. } => RecordTooLargeError::new_err(msg),
+        Error::RecordTooLarge { .. } | Error::FrameTooLarge { .. } => {
+            RecordTooLargeError::new_err(msg)
+        }
         Error::SliceOutOfRange { .. } => SliceOutOfRangeError::new_err(msg),
         Error::SnapshotMismatch { .. } => SnapshotMismatchError::new_err(msg),
         Error::SnapshotNotFound { .. } => SnapshotNotFoundError::new_err(msg),
