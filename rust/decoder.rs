@@ -263,12 +263,16 @@ impl Decoder {
 
     /// Offset of the first valid records at or after `from` in the current
     /// file: two consecutive well-formed frames, at an 8-byte aligned
-    /// offset, the second's CRC continuing the first's.
-    pub fn records_after(&mut self, from: u64) -> io::Result<Option<u64>> {
+    /// offset, the second's CRC continuing the first's; or, given `seed`
+    /// (the CRC a damaged record holds), one frame continuing it.
+    pub fn records_after(&mut self, from: u64, seed: Option<u32>) -> io::Result<Option<u64>> {
         let size = self.inputs[self.cur].size;
         let mut p = from.div_ceil(8) * 8;
         while p.saturating_add(frame::LEN_WORD as u64) <= size {
-            if let Some((c, end, _)) = self.probe(p, None)? {
+            if let Some((c, end, links)) = self.probe(p, seed)? {
+                if links {
+                    return Ok(Some(p));
+                }
                 if let Some((_, _, true)) = self.probe(end, Some(c))? {
                     return Ok(Some(p));
                 }
@@ -287,6 +291,36 @@ impl Decoder {
             p += 8;
         }
         Ok(None)
+    }
+
+    /// The CRC field of the record of the frame at `off`, read from the
+    /// head of its body whatever its length word says.
+    fn header_crc(&mut self, off: u64) -> io::Result<Option<u32>> {
+        let body = off + frame::LEN_WORD as u64;
+        let got = self.fill(body, 16)?;
+        let b = self.slice(body, got);
+        let varint = |mut i: usize| -> Option<(u64, usize)> {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let x = *b.get(i)?;
+                i += 1;
+                v |= u64::from(x & 0x7f) << shift;
+                if x < 0x80 {
+                    return Some((v, i));
+                }
+            }
+            None
+        };
+        if b.first() != Some(&0x08) {
+            return Ok(None);
+        }
+        let Some((_, i)) = varint(1) else {
+            return Ok(None);
+        };
+        if b.get(i) != Some(&0x10) {
+            return Ok(None);
+        }
+        Ok(varint(i + 1).and_then(|(c, _)| u32::try_from(c).ok()))
     }
 
     /// True if a whole sector (up to the end of the file) inside the frame
@@ -324,12 +358,18 @@ impl Decoder {
         }
         let seg = self.cur;
         let after = (|| -> io::Result<Option<u64>> {
+            let stored = match stored {
+                Some(c) => Some(c),
+                None => self.header_crc(off)?,
+            };
             if let (Some(e), Some(c)) = (end, stored) {
                 if let Some((_, _, true)) = self.probe(e, Some(c))? {
                     return Ok(Some(e));
                 }
             }
-            self.records_after(off + frame::LEN_WORD as u64)
+            // A record of the final write may be the last one: a single
+            // frame continuing the damaged record's CRC counts too.
+            self.records_after(off + frame::LEN_WORD as u64, stored)
         })();
         let after = match after {
             Ok(a) => a,
@@ -793,6 +833,24 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_length_before_the_last_record_is_not_torn() {
+        // one record after the damaged one: it continues the damaged
+        // record's CRC, so the length word was changed, not torn
+        let (mut log, offs) = ten_records();
+        let at = offs[9] as usize;
+        log[at + 1] ^= 0x01;
+        let (_d, mut dec) = many(&[padded(log.clone(), 8192)]);
+        let stop = run(&mut dec).unwrap_err();
+        assert!(!matches!(stop, Stop::Torn { .. }), "{stop:?}");
+        // the last record's own length: nothing after it tells, a torn tail
+        let (mut log, offs) = ten_records();
+        let at = offs[10] as usize;
+        log[at + 1] ^= 0x01;
+        let (_d, mut dec) = many(&[padded(log, 8192)]);
+        assert!(matches!(run(&mut dec), Err(Stop::Torn { .. })));
+    }
+
+    #[test]
     fn a_crc_failure_with_a_whole_lost_sector_and_records_after_is_torn() {
         // frame 2 holds 1200 bytes; a sector inside it is lost (zeros)
         let big = vec![b'x'; 1200];
@@ -852,9 +910,9 @@ mod tests {
         v[3] = 7;
         v.extend_from_slice(&log[offs[4] as usize..]);
         let (_d, mut dec) = many(&[v]);
-        assert_eq!(dec.records_after(0).unwrap(), Some(24));
+        assert_eq!(dec.records_after(0, None).unwrap(), Some(24));
         // a single frame is not enough
         let (_d, mut dec) = many(&[log[offs[10] as usize..].to_vec()]);
-        assert_eq!(dec.records_after(0).unwrap(), None);
+        assert_eq!(dec.records_after(0, None).unwrap(), None);
     }
 }
