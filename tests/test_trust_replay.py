@@ -2,6 +2,14 @@
 of a WAL gives a ``raftwal.Error`` on a strict open, or exactly the original
 data; no open in any mode destroys a byte it did not report.
 
+Damage is told apart from a torn final write the way tests/test_power_loss.py
+models one: whole 512-byte sectors, possibly written out of order, only in
+the last segment. What such a write cannot leave (bytes in the sector of a
+zero length word, a length over valid records, anything in an earlier
+segment, a length at etcd's limit) is corruption; what it can leave is a
+torn tail, which a strict open and the writer report and which repair cuts
+keeping a ``.broken`` copy: never a silent end of the log.
+
 Each finding has its own test below; the exhaustive campaign at the end
 flips every bit, and inverts every byte, of the log region of a small
 multi-segment WAL and checks the guarantee for each."""
