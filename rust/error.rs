@@ -41,6 +41,12 @@ pub enum Error {
     EntryTooLarge {
         what: String,
     },
+    /// A length word at or above etcd 3.4's record limit.
+    FrameTooLarge {
+        file: String,
+        offset: u64,
+        len: u64,
+    },
     SliceOutOfRange {
         file: String,
         offset: u64,
@@ -48,6 +54,8 @@ pub enum Error {
         expected: u64,
     },
     SnapshotMismatch {
+        file: String,
+        offset: u64,
         index: u64,
         term: u64,
         found: u64,
@@ -91,6 +99,7 @@ impl Error {
                 | Error::UnknownRecordType { .. }
                 | Error::SliceOutOfRange { .. }
                 | Error::MetadataConflict { .. }
+                | Error::FrameTooLarge { .. }
         )
     }
 }
@@ -114,13 +123,17 @@ impl fmt::Display for Error {
             }
             Error::RecordTooLarge { what } => write!(f, "wal: record too large: {what}"),
             Error::EntryTooLarge { what } => write!(f, "wal: record too large to write: {what}"),
+            Error::FrameTooLarge { file, offset, len } => write!(
+                f,
+                "wal: max entry size limit exceeded: a record of {len} bytes in {file} at offset {offset}"
+            ),
             Error::SliceOutOfRange { file, offset, index, expected } => write!(
                 f,
                 "wal: slice bounds out of range: entry {index} in {file} at offset {offset}, expected at most {expected}"
             ),
-            Error::SnapshotMismatch { index, term, found } => write!(
+            Error::SnapshotMismatch { file, offset, index, term, found } => write!(
                 f,
-                "wal: snapshot mismatch: snapshot record at index {index} has term {found}, expected {term}"
+                "wal: snapshot mismatch: snapshot record at index {index} has term {found}, expected {term} (in {file} at offset {offset})"
             ),
             Error::SnapshotNotFound { index, term } => write!(
                 f,

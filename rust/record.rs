@@ -284,7 +284,7 @@ impl EntryArena {
         let mut data: Option<&[u8]> = None;
         while let Some((field, value)) = w.next()? {
             match (field, value) {
-                (1, Value::Varint(v)) => m.etype = v as i32,
+                (1, Value::Varint(v)) => m.etype = i32::try_from(v).unwrap_or(-1),
                 (2, Value::Varint(v)) => m.term = v,
                 (3, Value::Varint(v)) => m.index = v,
                 (4, Value::Bytes(b)) => data = Some(b),
@@ -306,7 +306,7 @@ pub fn decode_entry(buf: &[u8]) -> Result<Entry, DecodeError> {
     let mut e = Entry::default();
     while let Some((field, value)) = w.next()? {
         match (field, value) {
-            (1, Value::Varint(v)) => e.etype = v as i32,
+            (1, Value::Varint(v)) => e.etype = i32::try_from(v).unwrap_or(-1),
             (2, Value::Varint(v)) => e.term = v,
             (3, Value::Varint(v)) => e.index = v,
             (4, Value::Bytes(b)) => e.data = Some(b.to_vec()),
@@ -353,6 +353,18 @@ pub fn decode_hard_state(buf: &[u8]) -> Result<HardState, DecodeError> {
         }
     }
     Ok(hs)
+}
+
+/// `decode_hard_state`, refusing fields a HardState does not have (a
+/// record of another type whose type byte changed reads this way).
+pub fn decode_hard_state_strict(buf: &[u8]) -> Result<HardState, DecodeError> {
+    let mut w = Wire::new(buf);
+    while let Some((field, _)) = w.next()? {
+        if !(1..=3).contains(&field) {
+            return Err(DecodeError("a field raftpb.HardState does not have"));
+        }
+    }
+    decode_hard_state(buf)
 }
 
 /// walpb.Snapshot: index, term and (etcd 3.5) the raw bytes of a ConfState.

@@ -153,6 +153,7 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
                         offset,
                         what: format!("entry data: {err}"),
                     })?;
+                seen.entry(e.index, e.term, e.etype, &file, offset)?;
                 if e.index > snap.index {
                     let expected = next_index.unwrap_or(snap.index + 1);
                     if e.index > expected {
@@ -336,6 +337,11 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
                 break;
             }
             Err(Stop::Corrupt { seg, offset, what }) => {
+                bad = Some((seg, offset, "corrupt", what));
+                break;
+            }
+            Err(Stop::TooLarge { seg, offset, len }) => {
+                let what = format!("max entry size limit exceeded ({len} bytes)");
                 bad = Some((seg, offset, "corrupt", what));
                 break;
             }

@@ -252,7 +252,10 @@ def test_tail_write_no_slack_space(tmp_path: Path) -> None:
 
 
 def test_open_on_torn_write(tmp_path: Path) -> None:
-    """Zeroed records end the log; the writer wipes what follows them."""
+    """A zeroed record in the middle of the log: etcd ends the log there
+    and its writer wipes what follows. raftwal's writer refuses and changes
+    nothing (DESIGN: nothing is zeroed unless reported); salvage cuts it,
+    keeping a copy, and the log goes on from entry 20."""
     d = tmp_path / "wal"
     with WAL.create(d) as w:
         for i in range(40):
@@ -263,6 +266,12 @@ def test_open_on_torn_write(tmp_path: Path) -> None:
     with open(tail, "r+b") as fh:
         fh.seek(f21.offset)
         fh.write(bytes(f21.end - f21.offset))
+    damaged = tail.read_bytes()
+    with WAL.open(d) as w, pytest.raises(raftwal.CorruptionError):
+        w.read_all()
+    assert tail.read_bytes() == damaged
+    assert raftwal.salvage(d).damaged_offset == f21.offset
+    assert tail.with_name(tail.name + ".broken").read_bytes() == damaged
     with WAL.open(d) as w:
         _, _, got = w.read_all()
         assert got[-1].index == 20

@@ -89,7 +89,9 @@ fn to_py_at(dir: Option<&Path>, e: Error) -> PyErr {
         | Error::Corrupt { file, offset, .. }
         | Error::UnknownRecordType { file, offset, .. }
         | Error::SliceOutOfRange { file, offset, .. }
-        | Error::MetadataConflict { file, offset } => Some((file.clone(), *offset)),
+        | Error::MetadataConflict { file, offset }
+        | Error::FrameTooLarge { file, offset, .. }
+        | Error::SnapshotMismatch { file, offset, .. } => Some((file.clone(), *offset)),
         _ => None,
     };
     let err = to_py_plain(e);
@@ -116,7 +118,9 @@ fn to_py_plain(e: Error) -> PyErr {
         Error::TornTail { .. } => TornTailError::new_err(msg),
         Error::Corrupt { .. } => CorruptionError::new_err(msg),
         Error::UnknownRecordType { .. } => UnknownRecordTypeError::new_err(msg),
-        Error::RecordTooLarge { .. } => RecordTooLargeError::new_err(msg),
+        Error::RecordTooLarge { .. } | Error::FrameTooLarge { .. } => {
+            RecordTooLargeError::new_err(msg)
+        }
         Error::EntryTooLarge { .. } => EntryTooLargeError::new_err(msg),
         Error::SliceOutOfRange { .. } => SliceOutOfRangeError::new_err(msg),
         Error::SnapshotMismatch { .. } => SnapshotMismatchError::new_err(msg),
