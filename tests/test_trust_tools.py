@@ -399,7 +399,8 @@ def test_salvage_cuts_non_zero_bytes_after_the_end_of_the_log(tmp_path: Path) ->
     with pytest.raises(raftwal.CorruptionError, match=f"offset {end}"):
         raftwal.verify(d)
     rep = raftwal.salvage(d)
-    assert rep.changed and "non-zero bytes" in rep.detail and rep.damaged_offset == end
+    # in the last segment, what a torn final write could have left
+    assert rep.changed and rep.kind == "torn" and rep.damaged_offset == end
     assert rep.moved == [] and rep.last_kept_index == 3
     assert (d / (seg.name + ".broken")).read_bytes() == bytes(raw)
     raftwal.verify(d)
