@@ -77,6 +77,19 @@ pub enum Stop {
     Io(io::Error, String),
 }
 
+impl Stop {
+    /// The segment (position in the decoder's inputs) where decoding stopped.
+    pub fn seg(&self) -> Option<usize> {
+        match self {
+            Stop::Torn { seg, .. }
+            | Stop::Crc { seg, .. }
+            | Stop::Corrupt { seg, .. }
+            | Stop::TooLarge { seg, .. } => Some(*seg),
+            Stop::Io(..) => None,
+        }
+    }
+}
+
 /// A decoded frame: where it is and its record; `data` borrows the decoder.
 pub struct Frame<'a> {
     pub seg: usize,
@@ -113,6 +126,18 @@ impl Decoder {
             check_trailing_zeros: false,
             dirty_tail: None,
         }
+    }
+
+    /// Forget what was read of the current segment and take its size
+    /// again, so that the next frame is decoded from fresh bytes (a reader
+    /// beside a live writer may have caught a page in the middle of a write).
+    pub fn refresh(&mut self) -> io::Result<()> {
+        self.buf.clear();
+        self.buf_off = 0;
+        if let Some(inp) = self.inputs.get_mut(self.cur) {
+            inp.size = inp.file.metadata()?.len();
+        }
+        Ok(())
     }
 
     /// Index of the segment being read (the last one once done).

@@ -35,6 +35,10 @@ pub const FORKED: &str =
     "the WAL belongs to the process that opened it; a forked child cannot write to it";
 
 /// Largest frame (record plus padding) etcd 3.4's reader accepts is below this.
+/// How often a reader decodes the last segment's tail again before it
+/// reports damage there (each time after a short wait: 10, 20, 40 ms).
+const READER_REREADS: u32 = 3;
+
 pub const MAX_FRAME_BODY: usize = 10 * 1024 * 1024;
 
 /// Writes to the tail at its current position (`pos`), first telling the
@@ -568,6 +572,22 @@ impl Wal {
 
     /// etcd's `wal.Open` (writable) and `wal.OpenForRead`.
     pub fn open(dir: &Path, snap: WalSnap, writable: bool, segment_size: u64) -> Result<Wal> {
+        let mut attempts = 0;
+        loop {
+            match Wal::open_once(dir, snap.clone(), writable, segment_size) {
+                // A reader beside a live writer: a segment listed a moment
+                // ago was purged before it could be opened. List again.
+                Err(Error::Io { source, .. })
+                    if !writable && source.kind() == io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                res => return res,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path, snap: WalSnap, writable: bool, segment_size: u64) -> Result<Wal> {
         let dir = normalize(dir);
         let names = segment::select(&dir, snap.index)?;
         let mut inputs = Vec::with_capacity(names.len());
@@ -749,12 +769,28 @@ impl Wal {
         let mut below = Below::default();
         let dir = self.dir.clone();
         let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
+        let mut rereads = 0;
         loop {
             let crc_before = dec.crc;
             let frame = match dec.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(stop) => {
+                    // A reader beside a live writer can catch the last
+                    // segment's newest page half written (zeros, then
+                    // later bytes): read it again before calling it damage.
+                    let in_tail = dec
+                        .inputs
+                        .len()
+                        .checked_sub(1)
+                        .is_some_and(|last| stop.seg() == Some(last));
+                    if !self.writable && in_tail && rereads < READER_REREADS {
+                        rereads += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5 << rereads));
+                        if dec.refresh().is_ok() {
+                            continue;
+                        }
+                    }
                     let err = stop_error(stop, dec, &dir);
                     if !self.writable && matches!(err, Error::TornTail { .. }) {
                         // A reader returns the intact prefix, as etcd does.
@@ -763,6 +799,7 @@ impl Wal {
                     return Err(err);
                 }
             };
+            rereads = 0;
             let (seg, offset) = (frame.seg, frame.offset);
             match frame.rec.rtype {
                 record::ENTRY => {
