@@ -344,16 +344,28 @@ def _metadata_info(md: bytes) -> dict[str, Any]:
     return info
 
 
+def _segment_sizes(wal_dir: Path) -> list[tuple[str, int]]:
+    """Name and size of each segment; one a live writer purged since the
+    listing is left out."""
+    out = []
+    for p in sorted(p for p in wal_dir.iterdir() if p.suffix == ".wal"):
+        try:
+            out.append((p.name, p.stat().st_size))
+        except FileNotFoundError:
+            continue
+    return out
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     if (rc := _missing(args)) is not None:
         return rc
     wal_dir, snap_dir = _dirs(Path(args.dir))
-    segs = sorted(p for p in wal_dir.iterdir() if p.suffix == ".wal")
+    segs = _segment_sizes(wal_dir)
     md, hs, entries = _read_all(wal_dir, "inspect")
     check = _check(wal_dir, snap_dir)
     data: dict[str, Any] = {
         "wal_dir": str(wal_dir),
-        "segments": [{"name": p.name, "size": p.stat().st_size} for p in segs],
+        "segments": [{"name": name, "size": size} for name, size in segs],
         "metadata": _metadata_info(md),
         "hard_state": {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
         "entries": len(entries),
@@ -380,11 +392,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                         "data_len": len(s.data or b""),
                     }
                 )
+            except FileNotFoundError:
+                continue  # purged by a live writer since it was listed
             except Error as exc:
                 snaps.append({"name": name, "error": str(exc)})
         data["snapshots"] = snaps
     lines = [
-        f"WAL {wal_dir}: {len(segs)} segment(s), {sum(p.stat().st_size for p in segs)} bytes",
+        f"WAL {wal_dir}: {len(segs)} segment(s), {sum(size for _, size in segs)} bytes",
         f"  metadata: {data['metadata']}",
         f"  hard state: term={hs.term} vote={hs.vote:x} commit={hs.commit}",
         f"  entries: {len(entries)} ({data['first_index']}..{data['last_index']}), "

@@ -763,6 +763,7 @@ def open(
             if snapshotter is not None:
                 _tidy_snap_dir(snapshotter, [], report)
         else:
+            races = 0
             while True:
                 try:
                     wal, snapshot, md, hs, entries, broken = _load(
@@ -775,7 +776,13 @@ def open(
                         read_only,
                     )
                     break
-                except (CorruptionError, WALNotFoundError) as exc:
+                except (CorruptionError, FileNotFoundError) as exc:
+                    if read_only and isinstance(exc, FileNotFoundError) and races < 3:
+                        # a live writer purged a file between listing and opening it
+                        races += 1
+                        continue
+                    if not isinstance(exc, CorruptionError | WALNotFoundError):
+                        raise
                     if report.repaired or recovery == "strict" or read_only:
                         raise
                     path, offset = getattr(exc, "path", None), getattr(exc, "offset", None)
