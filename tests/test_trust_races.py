@@ -197,9 +197,9 @@ def test_two_processes_creating_one_directory_lose_nothing(tmp_path: Path) -> No
 # --- fork ----------------------------------------------------------------------
 
 _FORK = r"""
-import gc, json, os, sys
+import asyncio, gc, json, os, sys
 import raftwal
-from raftwal import ConfState, Entry, HardState
+from raftwal import ConfState, Entry, HardState, aio
 
 node = sys.argv[1]
 s = raftwal.open(node, segment_size=8192)
@@ -230,7 +230,12 @@ if pid == 0:
     attempt("wal.sync", wal.sync)
     attempt("wal.save_snapshot", lambda: wal.save_snapshot(raftwal.WalSnapshot(index=5, term=1)))
     attempt("create_snapshot", lambda: s.create_snapshot(5, ConfState(voters=[1]), b"child"))
+    attempt("wal.asave", lambda: asyncio.run(wal.asave(HardState(1, 1, 10), [ent(11, "c")])))
+    attempt("storage.asave", lambda: asyncio.run(s.asave(HardState(1, 1, 10), [ent(11, "c")])))
+    attempt("aio.asave", lambda: asyncio.run(aio.asave(s, HardState(1, 1, 10), [ent(11, "c")])))
     attempt("close", s.close)
+    # Nothing above started a thread (the parent's are not in this process).
+    seen["threads"] = "raftwal.Error:" if len(os.listdir("/proc/self/task")) == 1 else "threads"
     os.write(w, json.dumps(seen).encode())
     os.close(w)
     # Leave the way a program does: the inherited objects are finalized.

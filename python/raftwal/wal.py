@@ -433,17 +433,24 @@ class OffLoop:
     was submitted before it; a later :meth:`submit` raises
     :class:`WALClosedError`."""
 
-    __slots__ = ("_closed", "_executor", "_lock")
+    __slots__ = ("_closed", "_executor", "_lock", "_pid")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
+        self._pid = os.getpid()
 
     def submit(self, start: Callable[[], Future[None]]) -> Future[None]:
         """Call ``start`` (a ``save_async``) on the worker; the returned
         future settles as the future ``start`` returns does (or with what
         ``start`` raised)."""
+        if os.getpid() != self._pid:
+            # A forked child: the worker is the parent's, and the WAL too.
+            raise WALClosedError(
+                "wal: the WAL belongs to the process that opened it; "
+                "a forked child cannot write to it"
+            )
         done: Future[None] = Future()
         done.set_running_or_notify_cancel()  # see WAL.save_async
         with self._lock:

@@ -613,10 +613,13 @@ impl PyWal {
         entries: &Bound<'_, PyAny>,
         sync: bool,
     ) -> PyResult<u64> {
+        // First, before anything that may wait: in a forked child even a
+        // lazily interned attribute name may be "being initialized" forever
+        // by a thread of the parent that does not exist here.
+        self.check_owner().map_err(to_py)?;
         let hs = extract_hard_state(hard_state)?;
         let owned = entries_of(entries)?;
         py.detach(|| {
-            self.check_owner()?;
             let refs: Vec<EntryRef<'_>> = owned
                 .iter()
                 .map(|e| EntryRef {
