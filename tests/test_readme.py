@@ -20,7 +20,7 @@ def _example() -> str:
     assert block, "README has no 'Using it' example"
     code = block.group(1)
     # the etcd part needs a real member directory
-    return code.split("# An etcd member directory.")[0]
+    return code.split("# An etcd member directory")[0]
 
 
 @pytest.mark.parametrize("snapshot_every_run", [False, True])
