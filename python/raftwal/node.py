@@ -493,6 +493,8 @@ class DurableStorage:
                 pass
             purged = self._disk.snapshotter.purge_snapshots(self._max_snapshots)
             purged += _native.purge_segments(self._disk.wal.dirpath, self._max_wals)
+            # snapshot writes cut short earlier in this process (a signal)
+            purged += self._disk.snapshotter.remove_leftover_temporaries(transfers=False)
             self._snapshots += 1
             self._purged += len(purged)
             if purged:
@@ -611,13 +613,13 @@ def _load(
 def _tidy_snap_dir(snapshotter: Snapshotter, broken: list[str], report: RecoveryReport) -> None:
     """What etcd's restart changes in the snapshot directory, done only by a
     writer that holds the WAL, and reported: unreadable ``.snap`` files
-    renamed to ``*.broken``, ``db.tmp*`` leftovers of an interrupted
-    transfer deleted."""
+    renamed to ``*.broken``, leftovers of an interrupted transfer
+    (``db.tmp*``) or snapshot write (``*.snap.*.tmp``) deleted."""
     for name in broken:
         renamed = snapshotter.quarantine(name)
         if renamed is not None:
             report.quarantined.append(os.path.join(snapshotter.dirpath, renamed))
-    for name in snapshotter.remove_orphaned_db_tmp():
+    for name in snapshotter.remove_leftover_temporaries():
         report.removed.append(os.path.join(snapshotter.dirpath, name))
 
 

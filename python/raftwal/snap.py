@@ -67,6 +67,12 @@ def _parse_hex_u64(text: str) -> int | None:
     return value if value < 1 << 64 else None
 
 
+def _is_snap_tmp(name: str) -> bool:
+    """A temporary of :meth:`Snapshotter._write_file`: ``<name>.snap.<random>.tmp``."""
+    head, sep, _ = name.partition(SNAP_SUFFIX + ".")
+    return bool(sep) and bool(head) and name.endswith(_TMP_SUFFIX)
+
+
 def _fsync_dir(dirpath: str) -> None:
     """Make the directory's entries (a rename, a new file) durable."""
     fd = os.open(dirpath, os.O_RDONLY)
@@ -246,7 +252,7 @@ class Snapshotter:
 
     def _load_matching(self, accept: Callable[[Snapshot], bool]) -> Snapshot:
         """The first candidate, newest first, that reads and satisfies ``accept``."""
-        self.remove_orphaned_db_tmp()
+        self.remove_leftover_temporaries()
         snap, broken = self._scan(accept)
         for name, exc in broken:
             path = os.path.join(self._dir, name)
@@ -256,14 +262,17 @@ class Snapshotter:
             raise NoSnapshotError(f"snap: no available snapshot in {self._dir}")
         return snap
 
-    def remove_orphaned_db_tmp(self) -> list[str]:
-        """Delete ``db.tmp*`` files left by an interrupted database transfer,
-        as etcd does when it starts; return their names. Only a writer that
-        holds the WAL may call this: on a live member it would delete a
-        transfer in flight."""
+    def remove_leftover_temporaries(self, *, transfers: bool = True) -> list[str]:
+        """Delete what interrupted writes left: ``db.tmp*`` files of a
+        database transfer (as etcd does when it starts) and this
+        snapshotter's own ``<name>.snap.*.tmp`` files of a snapshot write
+        cut short (by a signal or a kill); return their names.
+        ``transfers=False`` leaves ``db.tmp*`` alone (a transfer may be in
+        flight while the writer runs). Only a writer that holds the WAL may
+        call this: on a live member it would delete a write in flight."""
         removed = []
         for name in sorted(os.listdir(self._dir)):
-            if name.startswith(_DB_TMP_PREFIX):
+            if (transfers and name.startswith(_DB_TMP_PREFIX)) or _is_snap_tmp(name):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self._dir, name))
                     removed.append(name)
