@@ -10,11 +10,13 @@ a member.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -155,6 +157,34 @@ def _entry_list(entries: object) -> list[Entry]:
                 "etcd 3.4 reads records below 10 MiB"
             )
     return ents
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT (KeyboardInterrupt) back while a save or snapshot moves
+    disk and memory together, then deliver it: an interrupted call ends
+    with both in the old state (interrupted before it began) or both in the
+    new one (the KeyboardInterrupt raised once it is complete), never with
+    the WAL ahead of memory. Python runs signal handlers in the main thread
+    only, so other threads need nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
 
 def _private_dir(path: Path) -> None:
@@ -347,7 +377,7 @@ class DurableStorage:
         compacted prefix are ignored, as MemoryStorage ignores them.
         Recovery uses a snapshot only once a HardState commits it, as etcd's
         restart does: raft hands snapshots over with one."""
-        with self._lock:
+        with self._lock, _interrupts_deferred():
             ents, shape = self._plan(hard_state, entries, snapshot)
             self._persist_snapshot(snapshot)
             try:
@@ -377,7 +407,7 @@ class DurableStorage:
         raises leaves nothing in flight."""
         done: Future[None] = Future()
         done.set_running_or_notify_cancel()  # see WAL.save_async
-        with self._lock:
+        with self._lock, _interrupts_deferred():
             ents, shape = self._plan(hard_state, entries, snapshot)
             self._persist_snapshot(snapshot)
             try:
@@ -470,7 +500,7 @@ class DurableStorage:
             )
         if data is not None and not isinstance(data, bytes):
             raise TypeError(f"data must be bytes or None, not {type(data).__name__}")
-        with self._lock:
+        with self._lock, _interrupts_deferred():
             self._check_usable()
             if index <= self._accepted_snap:
                 raise SnapOutOfDateError("requested index is older than the existing snapshot")
