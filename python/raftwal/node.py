@@ -146,17 +146,28 @@ def _entry_list(entries: object) -> list[Entry]:
         raise TypeError(
             f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
         ) from None
+    copies: list[Entry] = []
     for k, e in enumerate(ents):
         if not isinstance(e, EntryBase):
             raise TypeError(f"entries must be raftwal.Entry objects, not {type(e).__name__}")
         if k and e.index != ents[k - 1].index + 1:
             raise ValueError(f"entries are not consecutive: {e.index} follows {ents[k - 1].index}")
-        if not _native.entry_fits(e.ByteSize()):
-            raise EntryTooLargeError(
-                f"entry {e.index} encodes to {e.ByteSize()} bytes; "
-                "etcd 3.4 reads records below 10 MiB"
-            )
-    return ents
+        data = e.data
+        # only an entry whose data is near the limit can pass it (the rest of
+        # an entry is a few varints): serialize just those to measure exactly
+        if data is not None and len(data) > _SIZE_CHECK_FROM:
+            size = e.ByteSize()
+            if not _native.entry_fits(size):
+                raise EntryTooLargeError(
+                    f"entry {e.index} encodes to {size} bytes; etcd 3.4 reads records below 10 MiB"
+                )
+        # the storage keeps its own copy: what the caller does with its
+        # objects afterwards cannot change what is served (data is bytes)
+        copies.append(Entry(e.term, e.index, e.type, data))
+    return copies
+
+
+_SIZE_CHECK_FROM = 10 * 1024 * 1024 - 4096
 
 
 @contextlib.contextmanager
@@ -240,8 +251,9 @@ class DurableStorage:
         return self._mem.initial_state()
 
     def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
-        """Entries in ``[lo, hi)``, at most ``max_size`` serialized bytes (at least one)."""
-        return self._mem.entries(lo, hi, max_size)
+        """Entries in ``[lo, hi)``, at most ``max_size`` serialized bytes (at
+        least one). They are copies: changing them changes nothing stored."""
+        return [Entry(e.term, e.index, e.type, e.data) for e in self._mem.entries(lo, hi, max_size)]
 
     def term(self, i: int) -> int:
         """The term of entry ``i``."""
@@ -418,7 +430,8 @@ class DurableStorage:
             self._accepted_last, self._accepted_snap, self._accepted_commit = shape
             self._tickets += 1
             ticket = self._tickets
-            self._pending.append(_Pending(ticket, hard_state, ents, snapshot, done))
+            hs_copy = HardState(hard_state.term, hard_state.vote, hard_state.commit)
+            self._pending.append(_Pending(ticket, hs_copy, ents, snapshot, done))
             fut.add_done_callback(lambda f: self._durable(f, ticket))
         return done
 
