@@ -235,6 +235,9 @@ class DurableStorage:
         self._closed = False
         self._failure: str | None = None
         self._lock = threading.RLock()
+        # create_snapshot writes its file outside _lock; this keeps
+        # snapshots and compactions one at a time (taken before _lock)
+        self._snap_lock = threading.Lock()
         self._off_loop = OffLoop()
         self._snapshots = 0
         self._purged = 0
@@ -478,7 +481,7 @@ class DurableStorage:
         back everything after the snapshot it recovers from. ``ValueError``
         if a save still in flight replaces entries up to ``index``."""
         _check_u64("index", index)
-        with self._lock:
+        with self._snap_lock, self._lock:
             self._check_usable()
             for p in self._pending:
                 if p.snapshot is not None or (p.entries and p.entries[0].index <= index):
@@ -513,18 +516,41 @@ class DurableStorage:
             )
         if data is not None and not isinstance(data, bytes):
             raise TypeError(f"data must be bytes or None, not {type(data).__name__}")
+        with self._snap_lock:  # one snapshot (or compaction) at a time
+            with self._lock, _interrupts_deferred():
+                self._check_snapshot(index)
+                snap = self._mem.build_snapshot(index, conf_state, data)
+            # The .snap file is written and fsynced beside the saves, not
+            # under the storage's lock (it can be large): until the WAL
+            # record below, recovery ignores it.
+            t0 = time.perf_counter()
+            self._disk.snapshotter.save_snap(snap)
+            return self._record_snapshot(snap, conf_state, data, t0)
+
+    def _check_snapshot(self, index: int) -> None:
+        self._check_usable()
+        if index <= self._accepted_snap:
+            raise SnapOutOfDateError("requested index is older than the existing snapshot")
+        hs, _ = self._mem.initial_state()
+        if index > hs.commit:
+            # recovery only uses snapshots a persisted HardState commits;
+            # the purge below would delete the segments it needs instead
+            raise ValueError(f"snapshot {index} is past the persisted commit {hs.commit}")
+
+    def _record_snapshot(
+        self, snap: Snapshot, conf_state: ConfState | None, data: bytes | None, t0: float
+    ) -> Snapshot:
+        """The WAL record of a snapshot whose file is durable, then memory
+        and the purge; the arguments are checked again (a leader's snapshot
+        may have landed while the file was written)."""
+        index = snap.metadata.index
         with self._lock, _interrupts_deferred():
-            self._check_usable()
-            if index <= self._accepted_snap:
-                raise SnapOutOfDateError("requested index is older than the existing snapshot")
-            hs, _ = self._mem.initial_state()
-            if index > hs.commit:
-                # recovery only uses snapshots a persisted HardState commits;
-                # the purge below would delete the segments it needs instead
-                raise ValueError(f"snapshot {index} is past the persisted commit {hs.commit}")
-            snap = self._mem.build_snapshot(index, conf_state, data)
-            # persist first: a failure leaves memory as it was
-            self._persist_snapshot(snap)
+            self._check_snapshot(index)
+            try:
+                self._disk.record_snap(snap, t0)
+            except BaseException as exc:
+                self._failed(exc)
+                raise
             self._mem.create_snapshot(index, conf_state, data)
             self._snap_index = index
             self._accepted_snap = index
