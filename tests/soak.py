@@ -64,7 +64,15 @@ def rss_kib() -> int:
 
 
 def disk_bytes(root: Path) -> int:
-    return sum(p.lstat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
+    """Bytes allocated to files under root (the storages purge meanwhile)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except FileNotFoundError:
+                continue
+    return total
 
 
 def temporaries(root: Path) -> list[str]:
