@@ -30,11 +30,12 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from ._native import DiskLog
 from .errors import Error, SnapshotNotFoundError, WALNotFoundError
 from .messages import ConfState, Entry, EntryType, HardState, MemberMetadata, WalSnapshot
 from .node import open as open_storage
@@ -455,53 +456,76 @@ def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
         return w.read_all()
 
 
+def _read_indexed(wal_dir: Path, what: str) -> tuple[int, DiskLog]:
+    """Like :func:`_read_all`, the entries left on disk behind an index
+    (12 bytes an entry) instead of held in memory: (index of the first
+    entry, the index)."""
+    try:
+        with WAL.open_for_read(wal_dir) as w:
+            return 1, w.read_all_indexed()[2]
+    except (WALNotFoundError, SnapshotNotFoundError):
+        snaps = valid_snapshot_entries(wal_dir)
+        if not snaps:
+            raise
+    snap = snaps[-1]
+    print(
+        f"raftwal {what}: entries up to {snap.index} were compacted away; "
+        f"reading from the snapshot record at {snap.index} (term {snap.term})",
+        file=sys.stderr,
+    )
+    with WAL.open_for_read(wal_dir, snap) as w:
+        return snap.index + 1, w.read_all_indexed()[2]
+
+
+_DUMP_CHUNK = 4096
+
+
+def _dump_rows(args: argparse.Namespace, wal_dir: Path) -> Iterator[Entry]:
+    """The entries to dump, read from disk a chunk at a time: those outside
+    ``--start``/``--end`` are never decoded."""
+    first, log = _read_indexed(wal_dir, "dump")
+    types = {t.name.removeprefix("Entry").lower(): t for t in EntryType}
+    want = int(types[args.type]) if args.type else None
+    lo = 0 if args.start is None else max(0, args.start - first)
+    hi = len(log) if args.end is None else min(len(log), max(0, args.end - first + 1))
+    for a in range(lo, hi, _DUMP_CHUNK):
+        for e in log.read(a, min(hi, a + _DUMP_CHUNK), Entry):
+            if want is None or int(e.type) == want:
+                yield e
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
     if (rc := _missing(args)) is not None:
         return rc
     wal_dir, _ = _dirs(Path(args.dir))
-    _, _, entries = _read_all(wal_dir, "dump")
-    types = {t.name.removeprefix("Entry").lower(): t for t in EntryType}
-    want = types[args.type] if args.type else None
-    rows = [
-        e
-        for e in entries
-        if (args.start is None or e.index >= args.start)
-        and (args.end is None or e.index <= args.end)
-        and (want is None or int(e.type) == int(want))
-    ]
+    rows = _dump_rows(args, wal_dir)
+    decode: Callable[[Entry], Any] | None = None
     if args.etcd:
         from .etcd_decode import decode_entry
 
-        decoded = [decode_entry(e) for e in rows]
-        if args.json:
-            print(
-                json.dumps(
-                    [
-                        d.as_json() | {"data": (e.data or b"").hex()}
-                        for d, e in zip(decoded, rows, strict=True)
-                    ]
-                )
-            )
-        else:
-            for d in decoded:
-                print(f"{d.term:>6} {d.index:>10} {d.type:<18} {d.summary}")
-        return 0
+        decode = decode_entry
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "term": e.term,
-                        "index": e.index,
-                        "type": EntryType(e.type).name,
-                        "data": (e.data or b"").hex(),
-                    }
-                    for e in rows
-                ]
-            )
-        )
-    else:
-        for e in rows:
+        # one JSON list, written an entry at a time
+        out = sys.stdout
+        out.write("[")
+        for n, e in enumerate(rows):
+            if decode is not None:
+                item = decode(e).as_json() | {"data": (e.data or b"").hex()}
+            else:
+                item = {
+                    "term": e.term,
+                    "index": e.index,
+                    "type": EntryType(e.type).name,
+                    "data": (e.data or b"").hex(),
+                }
+            out.write((", " if n else "") + json.dumps(item))
+        out.write("]\n")
+        return 0
+    for e in rows:
+        if decode is not None:
+            d = decode(e)
+            print(f"{d.term:>6} {d.index:>10} {d.type:<18} {d.summary}")
+        else:
             data = e.data or b""
             shown = data[:48].hex() + ("..." if len(data) > 48 else "")
             print(f"{e.term:>6} {e.index:>10} {EntryType(e.type).name:<18} {len(data):>7} {shown}")
