@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._native import DiskLog
 from .errors import Error, SnapshotNotFoundError, WALNotFoundError
@@ -435,13 +435,18 @@ def _recovery_info(data_dir: Path) -> dict[str, Any]:
         return {"error": _problem(exc)}
 
 
-def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
-    """The WAL read without a lock: from index 1 when it still holds every
-    entry, otherwise from its newest snapshot record (old segments purged,
-    as on a long-running etcd member), saying so on stderr."""
+_T = TypeVar("_T")
+
+
+def _replay(wal_dir: Path, what: str, read: Callable[[WAL], _T]) -> tuple[int, _T]:
+    """``read`` applied to the WAL opened without a lock: from index 1 when
+    it still holds every entry, otherwise from its newest snapshot record
+    (old segments purged, as on a long-running etcd member), saying so on
+    stderr. Returns the index of the first entry read, and what ``read``
+    returned."""
     try:
         with WAL.open_for_read(wal_dir) as w:
-            return w.read_all()
+            return 1, read(w)
     except (WALNotFoundError, SnapshotNotFoundError):
         snaps = valid_snapshot_entries(wal_dir)
         if not snaps:
@@ -453,28 +458,19 @@ def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
         file=sys.stderr,
     )
     with WAL.open_for_read(wal_dir, snap) as w:
-        return w.read_all()
+        return snap.index + 1, read(w)
+
+
+def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
+    """The whole log, in memory (see :func:`_replay`)."""
+    return _replay(wal_dir, what, WAL.read_all)[1]
 
 
 def _read_indexed(wal_dir: Path, what: str) -> tuple[int, DiskLog]:
-    """Like :func:`_read_all`, the entries left on disk behind an index
-    (12 bytes an entry) instead of held in memory: (index of the first
-    entry, the index)."""
-    try:
-        with WAL.open_for_read(wal_dir) as w:
-            return 1, w.read_all_indexed()[2]
-    except (WALNotFoundError, SnapshotNotFoundError):
-        snaps = valid_snapshot_entries(wal_dir)
-        if not snaps:
-            raise
-    snap = snaps[-1]
-    print(
-        f"raftwal {what}: entries up to {snap.index} were compacted away; "
-        f"reading from the snapshot record at {snap.index} (term {snap.term})",
-        file=sys.stderr,
-    )
-    with WAL.open_for_read(wal_dir, snap) as w:
-        return snap.index + 1, w.read_all_indexed()[2]
+    """The log left on disk behind an index of 12 bytes an entry: (index of
+    the first entry, the index)."""
+    first, (_, _, log) = _replay(wal_dir, what, WAL.read_all_indexed)
+    return first, log
 
 
 _DUMP_CHUNK = 4096

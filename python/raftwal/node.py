@@ -35,6 +35,7 @@ from .errors import (
     WALClosedError,
     WALNotFoundError,
     WALPoisonedError,
+    WALReadOnlyError,
 )
 from .lazylog import LazyEntries
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
@@ -220,6 +221,7 @@ class DurableStorage:
         max_snapshots: int,
         max_wals: int,
         report: RecoveryReport,
+        read_only: bool = False,
     ) -> None:
         self._disk = disk
         self._mem = memory
@@ -233,6 +235,7 @@ class DurableStorage:
         self._accepted_last = memory.last_index()
         self._accepted_commit = memory.initial_state()[0].commit
         self._closed = False
+        self._read_only = read_only
         self._failure: str | None = None
         self._lock = threading.RLock()
         # create_snapshot writes its file outside _lock; this keeps
@@ -334,6 +337,11 @@ class DurableStorage:
         return ents, (last, snap, commit)
 
     def _check_usable(self) -> None:
+        """Every change starts here, before anything is written."""
+        if self._read_only:
+            raise WALReadOnlyError(
+                "raftwal: the storage was opened with read_only=True; it cannot write"
+            )
         if self._closed:
             raise WALClosedError("the storage is closed")
         if self._failure is not None:
@@ -692,44 +700,6 @@ def _tidy_snap_dir(snapshotter: Snapshotter, broken: list[str], report: Recovery
         report.removed.append(os.path.join(snapshotter.dirpath, name))
 
 
-class _ReadOnlyStorage(DurableStorage):
-    """A :class:`DurableStorage` from ``raftwal.open(..., read_only=True)``:
-    serves the Storage protocol from what was recovered; every write is
-    refused, before anything changes."""
-
-    def _refuse(self) -> Error:
-        return Error("raftwal: the storage was opened with read_only=True; it cannot write")
-
-    def save(
-        self,
-        hard_state: HardState,
-        entries: Sequence[Entry] = (),
-        snapshot: Snapshot | None = None,
-    ) -> None:
-        raise self._refuse()
-
-    def save_async(
-        self,
-        hard_state: HardState,
-        entries: Sequence[Entry] = (),
-        snapshot: Snapshot | None = None,
-    ) -> Future[None]:
-        raise self._refuse()
-
-    async def asave(
-        self,
-        hard_state: HardState,
-        entries: Sequence[Entry] = (),
-        snapshot: Snapshot | None = None,
-    ) -> None:
-        raise self._refuse()
-
-    def create_snapshot(
-        self, index: int, conf_state: ConfState | None, data: bytes | None
-    ) -> Snapshot:
-        raise self._refuse()
-
-
 def open(
     data_dir: StrPath,
     *,
@@ -885,7 +855,7 @@ def open(
             del entries
         report.last_index = memory.last_index()
         disk = DiskStorage(wal, snapshotter or Snapshotter(snap_dir))
-        storage = (_ReadOnlyStorage if read_only else DurableStorage)(
+        storage = DurableStorage(
             disk,
             memory,
             metadata=md,
@@ -894,6 +864,7 @@ def open(
             max_snapshots=max_snapshots,
             max_wals=max_wals,
             report=report,
+            read_only=read_only,
         )
     except BaseException:
         # whatever failed after the WAL was opened, it is not left open
