@@ -476,10 +476,9 @@ def _read_indexed(wal_dir: Path, what: str) -> tuple[int, DiskLog]:
 _DUMP_CHUNK = 4096
 
 
-def _dump_rows(args: argparse.Namespace, wal_dir: Path) -> Iterator[Entry]:
+def _dump_rows(args: argparse.Namespace, first: int, log: DiskLog) -> Iterator[Entry]:
     """The entries to dump, read from disk a chunk at a time: those outside
     ``--start``/``--end`` are never decoded."""
-    first, log = _read_indexed(wal_dir, "dump")
     types = {t.name.removeprefix("Entry").lower(): t for t in EntryType}
     want = int(types[args.type]) if args.type else None
     lo = 0 if args.start is None else max(0, args.start - first)
@@ -494,7 +493,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if (rc := _missing(args)) is not None:
         return rc
     wal_dir, _ = _dirs(Path(args.dir))
-    rows = _dump_rows(args, wal_dir)
+    # the replay (and any damage it finds) comes before the first byte out
+    rows = _dump_rows(args, *_read_indexed(wal_dir, "dump"))
     decode: Callable[[Entry], Any] | None = None
     if args.etcd:
         from .etcd_decode import decode_entry
