@@ -19,7 +19,9 @@ const OFF_MASK: u64 = (1 << SEG_SHIFT) - 1;
 const READ_AHEAD: usize = 64 * 1024;
 
 pub struct DiskLog {
-    files: Vec<Arc<File>>,
+    /// The replayed segments; `None` once no kept entry is in it (a
+    /// segment purged after compaction must not stay allocated).
+    files: Vec<Option<Arc<File>>>,
     names: Vec<String>,
     /// Per entry: segment << 40 | offset of its length word.
     locs: Vec<u64>,
@@ -49,7 +51,7 @@ impl DiskLog {
             let p = dir.join(n);
             let f =
                 File::open(&p).map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?;
-            self.files.push(Arc::new(f));
+            self.files.push(Some(Arc::new(f)));
             self.names.push(p.display().to_string());
         }
         Ok(())
@@ -94,9 +96,17 @@ impl DiskLog {
         self.terms.truncate(keep);
     }
 
-    /// Drop the first `n` entries.
+    /// Drop the first `n` entries, and let go of the segments no kept
+    /// entry is in.
     pub fn drop_front(&mut self, n: usize) {
         self.base += n.min(self.len());
+        let first_kept_seg = match self.locs.get(self.base) {
+            Some(&loc) => (loc >> SEG_SHIFT) as usize,
+            None => self.files.len(),
+        };
+        for f in self.files.iter_mut().take(first_kept_seg) {
+            *f = None;
+        }
         if self.base > 4096 && self.base * 2 > self.locs.len() {
             // Give the memory back once most of the index is dropped.
             let b = self.base;
@@ -123,8 +133,14 @@ impl DiskLog {
             let loc = self.locs[pos];
             let seg = (loc >> SEG_SHIFT) as u32;
             let off = loc & OFF_MASK;
-            let file = &self.files[seg as usize];
             let name = &self.names[seg as usize];
+            let Some(file) = self.files.get(seg as usize).and_then(Option::as_ref) else {
+                return Err(Error::Corrupt {
+                    file: name.clone(),
+                    offset: off,
+                    what: "segment released after compaction".into(),
+                });
+            };
             let corrupt = |what: &str| Error::Corrupt {
                 file: name.clone(),
                 offset: off,
