@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dirtree import tree
 from walfile import append_records, frames, segments
 
 import raftwal
@@ -56,23 +56,6 @@ def run_py(code: str, *args: str, timeout: float = TIMEOUT) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
-
-
-def tree(d: Path) -> dict[str, tuple[int, int, str]]:
-    """Every name under ``d`` with its mode, size and the SHA-256 of its bytes."""
-    out: dict[str, tuple[int, int, str]] = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = p.lstat()
-            if stat.S_ISREG(st.st_mode):
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
-            elif stat.S_ISLNK(st.st_mode):
-                digest = os.readlink(p)
-            else:
-                digest = ""
-            out[str(p.relative_to(d))] = (st.st_mode, st.st_size, digest)
-    return out
 
 
 def beside_writer(d: Path) -> dict[str, tuple[int, int, str]]:

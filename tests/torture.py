@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import hashlib
 import json
 import os
 import random
@@ -55,6 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dirtree import tree
 from walfile import frames
 
 import raftwal
@@ -294,17 +294,6 @@ def copy_dir(src: Path, dst: Path) -> None:
             shutil.copy2(a, b)
 
     shutil.copytree(src, dst, symlinks=True, copy_function=copy)
-
-
-def tree(d: Path) -> dict[str, tuple[int, int, str]]:
-    out: dict[str, tuple[int, int, str]] = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = p.lstat()
-            digest = hashlib.sha256(p.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
-            out[str(p.relative_to(d))] = (st.st_mode, st.st_size, digest)
-    return out
 
 
 def contents(d: Path) -> dict[str, bytes]:
