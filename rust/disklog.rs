@@ -87,6 +87,24 @@ impl DiskLog {
         self.terms[i.saturating_sub(1)].1
     }
 
+    /// The distinct terms of the entries kept, in increasing order.
+    pub fn distinct_terms(&self) -> Vec<u64> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let end = self.locs.len();
+        let mut out = vec![self.term(0)];
+        out.extend(
+            self.terms
+                .iter()
+                .filter(|&&(p, _)| p > self.base && p < end)
+                .map(|&(_, t)| t),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Keep the first `n` entries.
     pub fn truncate(&mut self, n: usize) {
         let end = self.base + n;

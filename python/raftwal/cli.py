@@ -362,17 +362,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return rc
     wal_dir, snap_dir = _dirs(Path(args.dir))
     segs = _segment_sizes(wal_dir)
-    md, hs, entries = _read_all(wal_dir, "inspect")
+    # the log stays on disk: 12 bytes of index an entry in memory
+    first, (md, hs, log) = _replay(wal_dir, "inspect", WAL.read_all_indexed)
+    n = len(log)
     check = _check(wal_dir, snap_dir)
     data: dict[str, Any] = {
         "wal_dir": str(wal_dir),
         "segments": [{"name": name, "size": size} for name, size in segs],
         "metadata": _metadata_info(md),
         "hard_state": {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
-        "entries": len(entries),
-        "first_index": entries[0].index if entries else None,
-        "last_index": entries[-1].index if entries else None,
-        "terms": sorted({e.term for e in entries}),
+        "entries": n,
+        "first_index": first if n else None,
+        "last_index": first + n - 1 if n else None,
+        "terms": log.terms(),
         "wal_snapshots": [[s.index, s.term] for s in valid_snapshot_entries(wal_dir)],
         "healthy": not check.problems,
         "problems": check.problems,
@@ -402,7 +404,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         f"WAL {wal_dir}: {len(segs)} segment(s), {sum(size for _, size in segs)} bytes",
         f"  metadata: {data['metadata']}",
         f"  hard state: term={hs.term} vote={hs.vote:x} commit={hs.commit}",
-        f"  entries: {len(entries)} ({data['first_index']}..{data['last_index']}), "
+        f"  entries: {n} ({data['first_index']}..{data['last_index']}), "
         f"terms {data['terms'][:1]}..{data['terms'][-1:]}",
         f"  snapshot records: {data['wal_snapshots']}",
     ]
@@ -420,7 +422,7 @@ def _recovery_info(data_dir: Path) -> dict[str, Any]:
     """What a restart of ``data_dir`` would recover (read-only: nothing is
     locked or changed), or the error that would stop it."""
     try:
-        with open_storage(data_dir, read_only=True) as s:
+        with open_storage(data_dir, read_only=True, bounded_memory=True) as s:
             hs, _ = s.initial_state()
             rep = s.recovery
             return {

@@ -808,6 +808,11 @@ impl PyDiskLog {
         Ok(list)
     }
 
+    /// The distinct terms of the entries, in increasing order.
+    fn terms(&self, py: Python<'_>) -> Vec<u64> {
+        self.with(py, |log| log.distinct_terms())
+    }
+
     /// Keep the first `n` entries.
     fn truncate(&self, py: Python<'_>, n: usize) {
         self.with(py, |log| log.truncate(n));
