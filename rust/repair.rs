@@ -126,6 +126,10 @@ pub fn repair(dir: &Path) -> Result<bool> {
 /// non-zero bytes after a segment's end of log are reported too. Returns
 /// the last HardState.
 pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
+    segment::relisting(|| verify_once(dir, snap))
+}
+
+fn verify_once(dir: &Path, snap: &WalSnap) -> Result<HardState> {
     let names = segment::select(dir, snap.index)?;
     let inputs = open_inputs(dir, &names)?;
     let paths: Vec<String> = names
@@ -185,6 +189,10 @@ pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
 /// etcd's `ValidSnapshotEntries`: every snapshot record in every segment
 /// whose index is at most the last HardState's commit, in WAL order.
 pub fn valid_snapshot_entries(dir: &Path) -> Result<Vec<WalSnap>> {
+    segment::relisting(|| valid_snapshot_entries_once(dir))
+}
+
+fn valid_snapshot_entries_once(dir: &Path) -> Result<Vec<WalSnap>> {
     let names = segment::list(dir)?;
     if names.is_empty() {
         return Err(Error::NotFound(format!(

@@ -169,6 +169,23 @@ pub fn select(dir: &Path, index: u64) -> Result<Vec<SegName>> {
     Ok(names[i..].to_vec())
 }
 
+/// `f`, again (a few times) when a segment it listed was gone before it
+/// could be opened: the oldest segments of a live directory are purged by
+/// its writer at any moment; a reader lists them again.
+pub(crate) fn relisting<T>(f: impl Fn() -> Result<T>) -> Result<T> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+            {
+                attempts += 1;
+            }
+            res => return res,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

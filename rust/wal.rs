@@ -572,19 +572,12 @@ impl Wal {
 
     /// etcd's `wal.Open` (writable) and `wal.OpenForRead`.
     pub fn open(dir: &Path, snap: WalSnap, writable: bool, segment_size: u64) -> Result<Wal> {
-        let mut attempts = 0;
-        loop {
-            match Wal::open_once(dir, snap.clone(), writable, segment_size) {
-                // A reader beside a live writer: a segment listed a moment
-                // ago was purged before it could be opened. List again.
-                Err(Error::Io { source, .. })
-                    if !writable && source.kind() == io::ErrorKind::NotFound && attempts < 3 =>
-                {
-                    attempts += 1;
-                }
-                res => return res,
-            }
+        if writable {
+            return Wal::open_once(dir, snap, true, segment_size);
         }
+        // A reader beside a live writer: a segment listed a moment ago may
+        // be purged before it is opened.
+        segment::relisting(|| Wal::open_once(dir, snap.clone(), false, segment_size))
     }
 
     fn open_once(dir: &Path, snap: WalSnap, writable: bool, segment_size: u64) -> Result<Wal> {

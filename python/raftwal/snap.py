@@ -243,6 +243,8 @@ class Snapshotter:
             path = os.path.join(self._dir, name)
             try:
                 snap = self.read(path)
+            except FileNotFoundError:
+                continue  # purged since the listing (by a live writer): not damage
             except (Error, OSError) as exc:
                 broken.append((name, exc))
                 continue
