@@ -98,7 +98,7 @@ class _Check:
     start: WalSnapshot
 
 
-def _check(wal_dir: Path, snap_dir: Path | None) -> _Check:
+def _check(wal_dir: Path, snap_dir: Path | None, attempts: int = 0) -> _Check:
     """Check, without changing anything, what a strict restart reads: every
     segment's frames and CRC chain, every ``.snap`` file, and the log from
     the snapshot a restart would use (a data directory: the newest readable
@@ -122,11 +122,26 @@ def _check(wal_dir: Path, snap_dir: Path | None) -> _Check:
     hs = None
     try:
         hs = verify(wal_dir, start)
+    except (WALNotFoundError, SnapshotNotFoundError) as exc:
+        # A live writer may have purged the segments of the snapshot chosen
+        # a moment ago (a newer one took its place): choose again, twice.
+        if attempts < 2 and _snapshot_records_changed(wal_dir, snaps):
+            return _check(wal_dir, snap_dir, attempts + 1)
+        problem = _problem(exc)
+        if problem not in problems:
+            problems.append(problem)
     except Error as exc:
         problem = _problem(exc)
         if problem not in problems:
             problems.append(problem)
     return _Check(problems, hs, start)
+
+
+def _snapshot_records_changed(wal_dir: Path, before: list[WalSnapshot]) -> bool:
+    try:
+        return valid_snapshot_entries(wal_dir) != before
+    except Error:
+        return False
 
 
 def _missing(args: argparse.Namespace) -> int | None:
@@ -453,14 +468,24 @@ def _replay(wal_dir: Path, what: str, read: Callable[[WAL], _T]) -> tuple[int, _
         snaps = valid_snapshot_entries(wal_dir)
         if not snaps:
             raise
-    snap = snaps[-1]
-    print(
-        f"raftwal {what}: entries up to {snap.index} were compacted away; "
-        f"reading from the snapshot record at {snap.index} (term {snap.term})",
-        file=sys.stderr,
-    )
-    with WAL.open_for_read(wal_dir, snap) as w:
-        return snap.index + 1, read(w)
+    for attempt in range(3):
+        snap = snaps[-1]
+        try:
+            with WAL.open_for_read(wal_dir, snap) as w:
+                got = read(w)
+        except (WALNotFoundError, SnapshotNotFoundError):
+            # purged meanwhile by a live writer, behind a newer snapshot
+            snaps = valid_snapshot_entries(wal_dir)
+            if attempt == 2 or not snaps or snaps[-1] == snap:
+                raise
+            continue
+        print(
+            f"raftwal {what}: entries up to {snap.index} were compacted away; "
+            f"reading from the snapshot record at {snap.index} (term {snap.term})",
+            file=sys.stderr,
+        )
+        return snap.index + 1, got
+    raise AssertionError("unreachable")
 
 
 def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
