@@ -140,6 +140,21 @@ impl Decoder {
         Ok(())
     }
 
+    /// Whether damage at `stop` should be read again before it is
+    /// reported: it is in the last segment, where a reader beside a live
+    /// writer can catch the newest page half written (zeros, then later
+    /// bytes), and fewer than three re-reads were made. If so, waits
+    /// (10, 20, 40 ms) and forgets what it read of that segment.
+    pub fn reread_tail(&mut self, stop: &Stop, rereads: &mut u32) -> bool {
+        let last = self.inputs.len().checked_sub(1);
+        if last.is_none() || stop.seg() != last || *rereads >= 3 {
+            return false;
+        }
+        *rereads += 1;
+        std::thread::sleep(std::time::Duration::from_millis(5 << *rereads));
+        self.refresh().is_ok()
+    }
+
     /// Index of the segment being read (the last one once done).
     pub fn current(&self) -> usize {
         self.cur.min(self.inputs.len().saturating_sub(1))

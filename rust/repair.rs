@@ -140,12 +140,20 @@ fn verify_once(dir: &Path, snap: &WalSnap) -> Result<HardState> {
     dec.check_trailing_zeros = true;
     let mut seen = Seen::default();
     let mut next_index: Option<u64> = None;
+    let mut rereads = 0;
     loop {
         let f = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(stop) => return Err(reader_error(stop, &dec, dir)),
+            Err(stop) => {
+                // `verify` reads live directories too: see `reread_tail`
+                if dec.reread_tail(&stop, &mut rereads) {
+                    continue;
+                }
+                return Err(reader_error(stop, &dec, dir));
+            }
         };
+        rereads = 0;
         let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
         let data = f.rec.data;
         let file = || paths[seg].clone();

@@ -35,10 +35,6 @@ pub const FORKED: &str =
     "the WAL belongs to the process that opened it; a forked child cannot write to it";
 
 /// Largest frame (record plus padding) etcd 3.4's reader accepts is below this.
-/// How often a reader decodes the last segment's tail again before it
-/// reports damage there (each time after a short wait: 10, 20, 40 ms).
-const READER_REREADS: u32 = 3;
-
 pub const MAX_FRAME_BODY: usize = 10 * 1024 * 1024;
 
 /// Writes to the tail at its current position (`pos`), first telling the
@@ -772,17 +768,8 @@ impl Wal {
                     // A reader beside a live writer can catch the last
                     // segment's newest page half written (zeros, then
                     // later bytes): read it again before calling it damage.
-                    let in_tail = dec
-                        .inputs
-                        .len()
-                        .checked_sub(1)
-                        .is_some_and(|last| stop.seg() == Some(last));
-                    if !self.writable && in_tail && rereads < READER_REREADS {
-                        rereads += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(5 << rereads));
-                        if dec.refresh().is_ok() {
-                            continue;
-                        }
+                    if !self.writable && dec.reread_tail(&stop, &mut rereads) {
+                        continue;
                     }
                     let err = stop_error(stop, dec, &dir);
                     if !self.writable && matches!(err, Error::TornTail { .. }) {
