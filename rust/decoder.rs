@@ -36,6 +36,8 @@ use crate::record::{self, Record};
 
 const SECTOR: u64 = 512;
 const READ_CHUNK: usize = 1 << 20;
+/// How often a reader reads a damaged-looking tail again (`reread_tail`).
+const REREADS: u32 = 7;
 
 /// etcd 3.4 refuses a record of `n` bytes and `pad` padding when
 /// `n >= MAX_RECORD - pad` ("max entry size limit exceeded").
@@ -143,15 +145,17 @@ impl Decoder {
     /// Whether damage at `stop` should be read again before it is
     /// reported: it is in the last segment, where a reader beside a live
     /// writer can catch the newest page half written (zeros, then later
-    /// bytes), and fewer than three re-reads were made. If so, waits
-    /// (10, 20, 40 ms) and forgets what it read of that segment.
+    /// bytes), and fewer than `REREADS` re-reads were made. If so, waits
+    /// (2, 4, 8, ... ms: about a quarter of a second in all, so a writer
+    /// descheduled in the middle of a write on a loaded machine finishes
+    /// it) and forgets what it read of that segment.
     pub fn reread_tail(&mut self, stop: &Stop, rereads: &mut u32) -> bool {
         let last = self.inputs.len().checked_sub(1);
-        if last.is_none() || stop.seg() != last || *rereads >= 3 {
+        if last.is_none() || stop.seg() != last || *rereads >= REREADS {
             return false;
         }
         *rereads += 1;
-        std::thread::sleep(std::time::Duration::from_millis(5 << *rereads));
+        std::thread::sleep(std::time::Duration::from_millis(1 << *rereads));
         self.refresh().is_ok()
     }
 

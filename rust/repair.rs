@@ -112,13 +112,13 @@ pub fn repair(dir: &Path) -> Result<bool> {
     let start = restart_point(dir)?;
     // verify reports a torn record only once every record before it passed
     // its checks, so a torn tail here is the only damage there is.
-    let off = match verify(dir, &start) {
+    let off = match verify_as(dir, &start, Reader::Owner) {
         Ok(_) => return Ok(true),
         Err(Error::TornTail { file, offset }) if file == path.display().to_string() => offset,
         Err(e) => return Err(e),
     };
     cut_keeping_copy(&path, &file, off)?;
-    verify(dir, &start)?;
+    verify_as(dir, &start, Reader::Owner)?;
     Ok(true)
 }
 
@@ -126,10 +126,22 @@ pub fn repair(dir: &Path) -> Result<bool> {
 /// non-zero bytes after a segment's end of log are reported too. Returns
 /// the last HardState.
 pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
-    segment::relisting(|| verify_once(dir, snap))
+    verify_as(dir, snap, Reader::Live)
 }
 
-fn verify_once(dir: &Path, snap: &WalSnap) -> Result<HardState> {
+/// Who reads: a tool beside a writer that may be live, or the owner of the
+/// WAL lock, for whom nothing is being written meanwhile.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Live,
+    Owner,
+}
+
+fn verify_as(dir: &Path, snap: &WalSnap, reader: Reader) -> Result<HardState> {
+    segment::relisting(|| verify_once(dir, snap, reader))
+}
+
+fn verify_once(dir: &Path, snap: &WalSnap, reader: Reader) -> Result<HardState> {
     let names = segment::select(dir, snap.index)?;
     let inputs = open_inputs(dir, &names)?;
     let paths: Vec<String> = names
@@ -147,7 +159,7 @@ fn verify_once(dir: &Path, snap: &WalSnap) -> Result<HardState> {
             Ok(None) => break,
             Err(stop) => {
                 // `verify` reads live directories too: see `reread_tail`
-                if dec.reread_tail(&stop, &mut rereads) {
+                if reader == Reader::Live && dec.reread_tail(&stop, &mut rereads) {
                     continue;
                 }
                 return Err(reader_error(stop, &dec, dir));
@@ -217,15 +229,27 @@ fn valid_snapshot_entries_once(dir: &Path) -> Result<Vec<WalSnap>> {
     let mut dec = Decoder::new(inputs);
     let mut snaps = Vec::new();
     let mut state = HardState::default();
+    let mut rereads = 0;
     loop {
         let f = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            // A reader stops at a torn tail (a live writer's unfinished
-            // record); a torn record before the last segment is damage.
-            Err(Stop::Torn { seg, .. }) if seg + 1 == count => break,
-            Err(stop) => return Err(reader_error(stop, &dec, dir)),
+            Err(stop) => {
+                // The last segment's newest page may be caught mid-write
+                // by this reader: read it again before calling it damage.
+                if dec.reread_tail(&stop, &mut rereads) {
+                    continue;
+                }
+                match stop {
+                    // A reader stops at a torn tail (a live writer's
+                    // unfinished record); a torn record before the last
+                    // segment is damage.
+                    Stop::Torn { seg, .. } if seg + 1 == count => break,
+                    stop => return Err(reader_error(stop, &dec, dir)),
+                }
+            }
         };
+        rereads = 0;
         let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
         match rtype {
             record::SNAPSHOT => {
