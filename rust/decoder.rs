@@ -143,15 +143,23 @@ impl Decoder {
     }
 
     /// Whether damage at `stop` should be read again before it is
-    /// reported: it is in the last segment, where a reader beside a live
-    /// writer can catch the newest page half written (zeros, then later
-    /// bytes), and fewer than `REREADS` re-reads were made. If so, waits
+    /// reported: it is in the last segment, a writer holds that segment's
+    /// lock (a reader beside a live writer can catch the newest page half
+    /// written: zeros, then later bytes), and fewer than `REREADS`
+    /// re-reads were made. If so, waits
     /// (2, 4, 8, ... ms: about a quarter of a second in all, so a writer
     /// descheduled in the middle of a write on a loaded machine finishes
     /// it) and forgets what it read of that segment.
     pub fn reread_tail(&mut self, stop: &Stop, rereads: &mut u32) -> bool {
-        let last = self.inputs.len().checked_sub(1);
-        if last.is_none() || stop.seg() != last || *rereads >= REREADS {
+        let Some(last) = self.inputs.len().checked_sub(1) else {
+            return false;
+        };
+        if stop.seg() != Some(last) || *rereads >= REREADS {
+            return false;
+        }
+        // No writer holds the segment: nothing is being written into it,
+        // what was read is what there is.
+        if *rereads == 0 && !crate::fsutil::held_by_another(&self.inputs[last].file) {
             return false;
         }
         *rereads += 1;

@@ -59,6 +59,32 @@ pub fn lock(f: &File, block: bool) -> io::Result<bool> {
     }
 }
 
+/// Whether another open file description holds a lock on `f` (a writer
+/// is live on it), asked without taking one: a reader must never make a
+/// writer's own lock attempt fail. Where that cannot be asked (no OFD
+/// locks), says true, the cautious answer.
+pub fn held_by_another(f: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: zeroed flock is a valid value; fcntl gets a pointer to it.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        loop {
+            // SAFETY: valid fd and pointer to an initialised flock.
+            let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+            if r != -1 {
+                return fl.l_type != libc::F_UNLCK as libc::c_short;
+            }
+            if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return true;
+            }
+        }
+    }
+    #[allow(unreachable_code)]
+    true
+}
+
 /// Take an exclusive flock on a directory opened read-only (record locks
 /// need a file open for writing). Ok(false): another holder has it.
 pub fn lock_dir(d: &File) -> io::Result<bool> {
@@ -191,4 +217,39 @@ pub fn zero_to_end(f: &File, off: u64) -> io::Result<()> {
         preallocate(f, len)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_sees_a_writer_s_lock_without_taking_one() {
+        let dir = std::env::temp_dir().join(format!("raftwal-fsutil-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("seg");
+        let writer = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let reader = File::open(&path).unwrap();
+        assert!(!held_by_another(&reader));
+        assert!(lock(&writer, false).unwrap());
+        assert!(held_by_another(&reader));
+        // Asking did not take the lock: a second writer is still refused
+        // only because the first holds it, and gets it once that one goes.
+        let second = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert!(!lock(&second, false).unwrap());
+        drop(writer);
+        assert!(!held_by_another(&reader));
+        assert!(lock(&second, false).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
