@@ -30,6 +30,8 @@ pub struct DiskLog {
     terms: Vec<(usize, u64)>,
     /// Positions before `base` were dropped (compaction) but not yet freed.
     base: usize,
+    /// `close` let go of every segment: reads fail from then on.
+    closed: bool,
 }
 
 impl DiskLog {
@@ -42,19 +44,32 @@ impl DiskLog {
             prev_crcs: Vec::new(),
             terms: Vec::new(),
             base: 0,
+            closed: false,
         }
     }
 
-    /// Open the replayed segments (`ReadResult::segments`) for reading.
-    pub fn attach(&mut self, dir: &Path, names: &[String]) -> Result<()> {
-        for n in names {
-            let p = dir.join(n);
-            let f =
-                File::open(&p).map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?;
-            self.files.push(Some(Arc::new(f)));
-            self.names.push(p.display().to_string());
+    /// Take the segments the replay read, as its decoder held them open
+    /// (`Wal::replay_inputs`), instead of opening each file a second time.
+    /// A writer's segments are the very descriptors that hold its locks.
+    pub fn attach_files(&mut self, dir: &Path, files: Vec<(String, Arc<File>)>) {
+        for (n, f) in files {
+            self.files.push(Some(f));
+            self.names.push(dir.join(n).display().to_string());
         }
-        Ok(())
+    }
+
+    /// Let go of every segment (the files of purged segments are freed);
+    /// entries can no longer be read, terms and lengths still answer.
+    pub fn close(&mut self) {
+        self.closed = true;
+        for f in &mut self.files {
+            *f = None;
+        }
+    }
+
+    /// How many segment files the log holds open.
+    pub fn open_files(&self) -> usize {
+        self.files.iter().filter(|f| f.is_some()).count()
     }
 
     pub fn len(&self) -> usize {
@@ -143,6 +158,11 @@ impl DiskLog {
 
     /// Read entries `[lo, hi)` back from disk, checking each record's CRC.
     pub fn read(&self, lo: usize, hi: usize, mut out: impl FnMut(Entry)) -> Result<()> {
+        if self.closed && lo < hi.min(self.len()) {
+            return Err(Error::Closed(
+                "the storage is closed: its on-disk log was released",
+            ));
+        }
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_seg = u32::MAX;
         let mut buf_off = 0u64;
@@ -263,9 +283,10 @@ mod tests {
             .unwrap();
         let mut r = Wal::open(&d, WalSnap::default(), false, 8192).unwrap();
         let mut log = DiskLog::new();
+        let files = r.replay_inputs();
         let res = r.read_all_with(Some(&mut log)).unwrap();
         log.take(&res.entries).unwrap();
-        log.attach(&d, &res.segments).unwrap();
+        log.attach_files(&d, files);
         assert!(res.segments.len() >= 2);
         assert_eq!(log.len(), 120);
         let mut got = Vec::new();
@@ -290,5 +311,39 @@ mod tests {
         assert_eq!(first[0].index, 11);
         log.truncate(5);
         assert_eq!(log.len(), 5);
+    }
+
+    #[test]
+    fn shares_the_replays_files_and_lets_them_go_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 8192).unwrap();
+        for lo in (1..80).step_by(10) {
+            save_range(&mut w, 1, lo, lo + 9, |_| 300);
+        }
+        w.close().unwrap();
+        let mut r = Wal::open(&d, WalSnap::default(), false, 8192).unwrap();
+        let files = r.replay_inputs();
+        let mut log = DiskLog::new();
+        let res = r.read_all_with(Some(&mut log)).unwrap();
+        log.take(&res.entries).unwrap();
+        assert_eq!(
+            files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            res.segments
+        );
+        let first = Arc::clone(&files[0].1);
+        log.attach_files(&d, files);
+        drop(r);
+        assert!(log.open_files() >= 2);
+        // the log holds the decoder's descriptor, not a second one
+        assert_eq!(Arc::strong_count(&first), 2);
+        let mut got = Vec::new();
+        log.read(0, 80, |e| got.push(e.index)).unwrap();
+        assert_eq!(got, (1..=80).collect::<Vec<_>>());
+        log.close();
+        assert_eq!(log.open_files(), 0);
+        assert_eq!(Arc::strong_count(&first), 1);
+        assert!(matches!(log.read(0, 1, |_| {}), Err(Error::Closed(_))));
+        assert_eq!(log.term(79), 1);
     }
 }

@@ -1624,6 +1624,23 @@ pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
     }
 }
 
+// --- the replay's files, for readers that keep the log on disk ------------
+
+impl Wal {
+    /// The segments the replay will read, as its decoder holds them open,
+    /// in the order `EntryMeta::seg` counts (empty once replayed). A log
+    /// kept on disk takes these instead of opening every file again; in
+    /// write mode they are the descriptors that hold the locks.
+    pub fn replay_inputs(&self) -> Vec<(String, Arc<File>)> {
+        self.decoder.as_ref().map_or_else(Vec::new, |d| {
+            d.inputs
+                .iter()
+                .map(|i| (i.name.clone(), Arc::clone(&i.file)))
+                .collect()
+        })
+    }
+}
+
 /// Save entries `from..=to` of `term` in one batch, entry `i` holding
 /// `size(i)` bytes of `i as u8` and type `i % 3` (tests only).
 #[cfg(test)]

@@ -111,6 +111,16 @@ class LazyEntries:
     def extend(self, items: Iterable[Entry]) -> None:
         self._tail.extend(items)
 
+    def close(self) -> None:
+        """Let go of the segment files; entries still on disk can no longer
+        be read (:class:`raftwal.WALClosedError`)."""
+        self._disk.close()
+
+    @property
+    def open_files(self) -> int:
+        """Segment files the on-disk part holds open."""
+        return self._disk.open_files
+
     @property
     def index_bytes(self) -> int:
         """Memory the on-disk part's index takes."""

@@ -623,6 +623,7 @@ class DurableStorage:
         with self._lock:
             self._closed = True
         self._disk.close()
+        _release_on_disk_log(self._mem)
 
     def __enter__(self) -> Self:
         return self
@@ -634,6 +635,13 @@ class DurableStorage:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _release_on_disk_log(memory: MemoryStorage) -> None:
+    """bounded_memory: let go of the segment files the recovered log reads."""
+    ents = memory._ents
+    if isinstance(ents, LazyEntries):
+        ents.close()
 
 
 RECOVERY_MODES = ("strict", "tolerate-tail", "salvage")
@@ -749,7 +757,10 @@ def open(
     ``bounded_memory=True`` keeps the recovered log on disk: memory holds 12
     bytes of index per entry, and entries are read back (CRC-checked) when
     asked for; for logs larger than memory. Entries saved afterwards are
-    held in memory until a snapshot compacts them, as usual."""
+    held in memory until a snapshot compacts them, as usual. The log reads
+    the segment files through the descriptors the replay opened (a writer's
+    locked ones); ``close()`` lets go of them, and reading an entry still on
+    disk raises :class:`WALClosedError` from then on."""
     t0 = time.perf_counter()
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")

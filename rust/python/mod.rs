@@ -575,9 +575,11 @@ impl PyWal {
         let res = py.detach(|| {
             let mut w = self.lock();
             let mut log = DiskLog::new();
+            // the log keeps the replay's descriptors: each segment opened once
+            let files = w.replay_inputs();
             let r = w.read_all_with(Some(&mut log))?;
             log.take(&r.entries)?;
-            log.attach(w.dir(), &r.segments)?;
+            log.attach_files(w.dir(), files);
             let idx = r.last_index.max(w.durable_index);
             let seq = w.seq;
             w.mark_durable(seq, idx);
@@ -827,6 +829,18 @@ impl PyDiskLog {
     #[getter]
     fn footprint(&self, py: Python<'_>) -> usize {
         self.with(py, |log| log.footprint())
+    }
+
+    /// Let go of every segment file; reading entries raises
+    /// `WALClosedError` afterwards (terms and the length still answer).
+    fn close(&self, py: Python<'_>) {
+        self.with(py, |log| log.close());
+    }
+
+    /// How many segment files the log holds open.
+    #[getter]
+    fn open_files(&self, py: Python<'_>) -> usize {
+        self.with(py, |log| log.open_files())
     }
 }
 
