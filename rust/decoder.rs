@@ -651,6 +651,21 @@ fn data_extent(file: &File, off: u64, to: u64) -> io::Result<(u64, u64)> {
     }
 }
 
+// --- starting in the middle of a log --------------------------------------
+
+impl Decoder {
+    /// Go on from the frame at `offset` of input `seg`, the CRC chain
+    /// standing at `crc` there (the `prev_crc` a replay recorded for it):
+    /// a reader that knows where a frame is need not decode what precedes it.
+    pub fn seek(&mut self, seg: usize, offset: u64, crc: u32) {
+        self.cur = seg;
+        self.last_valid_off = offset;
+        self.crc = crc;
+        self.buf.clear();
+        self.buf_off = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod failpoint;
 pub mod frame;
 pub mod fsutil;
+pub mod logruns;
 pub mod metrics;
 pub mod pagewriter;
 pub mod record;

@@ -11,6 +11,8 @@ __all__ = [
     "FAILPOINTS",
     "DiskLog",
     "EntryBase",
+    "LogRuns",
+    "LogScan",
     "Wal",
     "crc32c",
     "entry_fits",
@@ -19,6 +21,7 @@ __all__ = [
     "metadata_fits",
     "purge_segments",
     "repair",
+    "replay_runs",
     "salvage",
     "set_failpoints",
     "valid_snapshot_entries",
@@ -39,6 +42,7 @@ def metadata_fits(size: int) -> bool: ...
 def repair(dirpath: str | PathLike[str]) -> bool: ...
 def verify(dirpath: str | PathLike[str], index: int, term: int) -> tuple[int, int, int]: ...
 def salvage(dirpath: str | PathLike[str]) -> dict[str, Any]: ...
+def replay_runs(wal: Wal) -> tuple[bytes | None, tuple[int, int, int], LogRuns]: ...
 def purge_segments(dirpath: str | PathLike[str], keep: int) -> list[str]: ...
 def valid_snapshot_entries(
     dirpath: str | PathLike[str],
@@ -71,6 +75,29 @@ class DiskLog:
     def close(self) -> None: ...
     @property
     def open_files(self) -> int: ...
+
+@final
+class LogRuns:
+    def __len__(self) -> int: ...
+    @property
+    def first_index(self) -> int: ...
+    def terms(self) -> list[int]: ...
+    @property
+    def runs(self) -> int: ...
+    def scan(
+        self,
+        lo: int,
+        hi: int,
+        entry_cls: Callable[..., Any],
+        etype: int | None = None,
+        chunk: int = 4096,
+    ) -> LogScan: ...
+    def close(self) -> None: ...
+
+@final
+class LogScan:
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> list[Any]: ...
 
 @final
 class Wal:

@@ -35,8 +35,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._native import DiskLog
+from ._native import LogRuns
 from .errors import Error, SnapshotNotFoundError, WALNotFoundError
+from .logruns import read_runs, recovered_range
 from .messages import ConfState, Entry, EntryType, HardState, MemberMetadata, WalSnapshot
 from .node import open as open_storage
 from .snap import Snapshotter
@@ -377,8 +378,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return rc
     wal_dir, snap_dir = _dirs(Path(args.dir))
     segs = _segment_sizes(wal_dir)
-    # the log stays on disk: 12 bytes of index an entry in memory
-    first, (md, hs, log) = _replay(wal_dir, "inspect", WAL.read_all_indexed)
+    # the log is kept as runs of entries and of terms: memory independent
+    # of its length
+    first, (md, hs, log) = _replay(wal_dir, "inspect", read_runs)
+    log.close()
     n = len(log)
     check = _check(wal_dir, snap_dir)
     data: dict[str, Any] = {
@@ -437,17 +440,17 @@ def _recovery_info(data_dir: Path) -> dict[str, Any]:
     """What a restart of ``data_dir`` would recover (read-only: nothing is
     locked or changed), or the error that would stop it."""
     try:
-        with open_storage(data_dir, read_only=True, bounded_memory=True) as s:
-            hs, _ = s.initial_state()
-            rep = s.recovery
-            return {
-                "snapshot_index": rep.snapshot_index,
-                "snapshot_term": rep.snapshot_term,
-                "first_index": s.first_index(),
-                "last_index": s.last_index(),
-                "hard_state": {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
-                "unreadable_snapshots": [name for name, _ in rep.broken_snapshots],
-            }
+        # as raftwal.open(data_dir, read_only=True), the log kept as runs
+        got = recovered_range(data_dir)
+        hs, rep = got.hard_state, got.report
+        return {
+            "snapshot_index": rep.snapshot_index,
+            "snapshot_term": rep.snapshot_term,
+            "first_index": got.first_index,
+            "last_index": got.last_index,
+            "hard_state": {"term": hs.term, "vote": hs.vote, "commit": hs.commit},
+            "unreadable_snapshots": [name for name, _ in rep.broken_snapshots],
+        }
     except Error as exc:
         return {"error": _problem(exc)}
 
@@ -493,27 +496,26 @@ def _read_all(wal_dir: Path, what: str) -> tuple[bytes, HardState, list[Entry]]:
     return _replay(wal_dir, what, WAL.read_all)[1]
 
 
-def _read_indexed(wal_dir: Path, what: str) -> tuple[int, DiskLog]:
-    """The log left on disk behind an index of 12 bytes an entry: (index of
-    the first entry, the index)."""
-    first, (_, _, log) = _replay(wal_dir, what, WAL.read_all_indexed)
+def _read_runs(wal_dir: Path, what: str) -> tuple[int, LogRuns]:
+    """The log kept as runs, its files open for a second pass: (index of
+    the first entry, the runs)."""
+    first, (_, _, log) = _replay(wal_dir, what, read_runs)
     return first, log
 
 
-_DUMP_CHUNK = 4096
-
-
-def _dump_rows(args: argparse.Namespace, first: int, log: DiskLog) -> Iterator[Entry]:
-    """The entries to dump, read from disk a chunk at a time: those outside
-    ``--start``/``--end`` are never decoded."""
+def _dump_rows(args: argparse.Namespace, first: int, log: LogRuns) -> Iterator[Entry]:
+    """The entries to dump, streamed from disk a chunk at a time: entries
+    that did not survive, or lie outside ``--start``/``--end``, or are of
+    another ``--type``, never become objects."""
     types = {t.name.removeprefix("Entry").lower(): t for t in EntryType}
     want = int(types[args.type]) if args.type else None
     lo = 0 if args.start is None else max(0, args.start - first)
     hi = len(log) if args.end is None else min(len(log), max(0, args.end - first + 1))
-    for a in range(lo, hi, _DUMP_CHUNK):
-        for e in log.read(a, min(hi, a + _DUMP_CHUNK), Entry):
-            if want is None or int(e.type) == want:
-                yield e
+    try:
+        for chunk in log.scan(lo, hi, Entry, want):
+            yield from chunk
+    finally:
+        log.close()
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -521,7 +523,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
         return rc
     wal_dir, _ = _dirs(Path(args.dir))
     # the replay (and any damage it finds) comes before the first byte out
-    rows = _dump_rows(args, *_read_indexed(wal_dir, "dump"))
+    rows = _dump_rows(args, *_read_runs(wal_dir, "dump"))
     decode: Callable[[Entry], Any] | None = None
     if args.etcd:
         from .etcd_decode import decode_entry

@@ -32,6 +32,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use pyo3::{import_exception, intern};
 
 mod entry;
+mod logruns;
 
 use crate::disklog::DiskLog;
 use crate::error::Error;
@@ -972,6 +973,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWal>()?;
     m.add_class::<EntryBase>()?;
     m.add_class::<PyDiskLog>()?;
+    m.add_class::<logruns::PyLogRuns>()?;
+    m.add_class::<logruns::PyLogScan>()?;
+    m.add_function(wrap_pyfunction!(logruns::replay_runs, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
     m.add_function(wrap_pyfunction!(entry_fits, m)?)?;
