@@ -275,7 +275,10 @@ mod tests {
     use crate::record::{HardState, WalSnap};
     use crate::wal::{save_range, EntryRef, Wal};
 
-    fn replay(d: &Path, at: WalSnap) -> (Vec<(u64, u64, Option<Vec<u8>>)>, LogRuns) {
+    /// (index, term, data) of each entry.
+    type Got = Vec<(u64, u64, Option<Vec<u8>>)>;
+
+    fn replay(d: &Path, at: WalSnap) -> (Got, LogRuns) {
         let want = Wal::open(d, at.clone(), false, 8192)
             .unwrap()
             .read_all()
@@ -294,7 +297,7 @@ mod tests {
         (got, runs)
     }
 
-    fn scan(runs: &LogRuns, lo: usize, hi: usize) -> Vec<(u64, u64, Option<Vec<u8>>)> {
+    fn scan(runs: &LogRuns, lo: usize, hi: usize) -> Got {
         let mut s = runs.scan(lo, hi, None).unwrap();
         let mut out = Vec::new();
         while s
