@@ -277,3 +277,182 @@ def test_etcd_finds_what_raftwal_saved_and_raftwal_finds_what_etcd_saved(
     assert ref.snap_save_db(ours, other, 0xABC)["error"] is None
     assert a.read_bytes() == data
     assert sorted(os.listdir(ours)) == ["0000000000000abc.snap.db"]
+
+
+# ------------------------------------------------------ with DurableStorage
+
+
+def committed(st: raftwal.DurableStorage, upto: int) -> None:
+    """Entries up to ``upto`` at term 1, all committed."""
+    first = st.last_index() + 1
+    ents = [raftwal.Entry(term=1, index=i, data=b"e%d" % i) for i in range(first, upto + 1)]
+    st.save(raftwal.HardState(term=1, vote=1, commit=upto), ents)
+
+
+def test_a_snapshot_s_database_is_moved_into_place_on_restart(tmp_path: Path) -> None:
+    data_dir, backend = tmp_path / "data", tmp_path / "app.db"
+    backend.write_bytes(b"old state")
+    state = pattern(2 * MiB + 1, seed=10)
+    with raftwal.open(data_dir) as st:
+        committed(st, 10)
+        assert st.snapshot_db_path() is None
+        st.create_snapshot(10, raftwal.ConfState(voters=[1]), b"meta", db=io.BytesIO(state))
+        path = st.snapshot_db_path()
+        assert path == str(data_dir / "snap" / db_file_name(10))
+        assert Path(path).read_bytes() == state
+    # A restart without backend= leaves it where it is.
+    with raftwal.open(data_dir) as st:
+        assert st.recovery.backend_restored is None
+        assert st.snapshot_db_path() == path
+    with raftwal.open(data_dir, backend=backend) as st:
+        assert st.recovery.backend_restored == (path, str(backend))
+        assert backend.read_bytes() == state
+        assert st.snapshot_db_path() is None
+        assert st.snapshot().data == b"meta"
+    # Done once: the next restart finds nothing newer.
+    with raftwal.open(data_dir, backend=backend) as st:
+        assert st.recovery.backend_restored is None
+    assert backend.read_bytes() == state
+
+
+def test_backend_index_says_whether_the_backend_is_behind(tmp_path: Path) -> None:
+    data_dir, backend = tmp_path / "data", tmp_path / "app.db"
+    with raftwal.open(data_dir) as st:
+        committed(st, 20)
+        st.create_snapshot(20, None, b"", db=[b"snapshot ", b"state"])
+    backend.write_bytes(b"applied up to 25")
+    asked: list[str] = []
+
+    def applied(path: str) -> int:
+        asked.append(path)
+        return 25
+
+    with raftwal.open(data_dir, backend=backend, backend_index=applied) as st:
+        assert st.recovery.backend_restored is None
+        assert st.snapshot_db_path() is not None
+    assert asked == [str(backend)]
+    assert backend.read_bytes() == b"applied up to 25"
+    with raftwal.open(data_dir, backend=backend, backend_index=lambda p: 19) as st:
+        assert st.recovery.backend_restored is not None
+    assert backend.read_bytes() == b"snapshot state"
+
+
+def test_a_newer_snapshot_releases_older_databases(tmp_path: Path) -> None:
+    with raftwal.open(tmp_path / "data", catch_up_entries=1) as st:
+        committed(st, 10)
+        st.create_snapshot(5, None, b"", db=b"five")
+        st.create_snapshot(8, None, b"", db=b"eight")
+        assert Snapshotter(tmp_path / "data" / "snap").snap_db_names() == [db_file_name(8)]
+        st.create_snapshot(10, None, b"")  # without a database: the older one goes too
+        assert st.snapshot_db_path() is None
+        assert Snapshotter(tmp_path / "data" / "snap").snap_db_names() == []
+
+
+def test_wrong_arguments_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with raftwal.open(data_dir) as st:
+        committed(st, 3)
+        with pytest.raises(TypeError, match="db must be"):
+            st.create_snapshot(3, None, b"", db=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="db must be"):
+            st.apply_snapshot(st.snapshot(), db=object())  # type: ignore[arg-type]
+        older = Snapshot()
+        older.metadata.index = 0
+        with pytest.raises(raftwal.SnapOutOfDateError):
+            st.apply_snapshot(older, db=b"x")
+    assert os.listdir(data_dir / "snap") == []
+    with pytest.raises(ValueError, match="read_only"):
+        raftwal.open(data_dir, read_only=True, backend=tmp_path / "app.db")
+
+
+def test_a_follower_installs_a_leader_s_snapshot_with_its_database(tmp_path: Path) -> None:
+    state = pattern(3 * MiB, seed=3)
+    with raftwal.open(tmp_path / "leader") as leader:
+        committed(leader, 30)
+        snap = leader.create_snapshot(30, raftwal.ConfState(voters=[1, 2]), b"m", db=state)
+        db_path = leader.snapshot_db_path()
+        assert db_path is not None
+    snap.metadata.term = 2  # taken at a newer term than the follower has seen
+    with raftwal.open(tmp_path / "follower") as follower:
+        committed(follower, 4)
+        with open(db_path, "rb") as stream:
+            follower.apply_snapshot(snap, db=stream)
+        hs, cs = follower.initial_state()
+        assert (hs.term, hs.vote, hs.commit) == (2, 0, 30)
+        assert list(cs.voters) == [1, 2]
+        assert follower.first_index() == 31 and follower.last_index() == 30
+        follower_db = follower.snapshot_db_path()
+        assert follower_db is not None and Path(follower_db).read_bytes() == state
+    backend = tmp_path / "follower.db"
+    with raftwal.open(tmp_path / "follower", backend=backend) as follower:
+        assert follower.recovery.snapshot_index == 30
+        assert follower.recovery.backend_restored is not None
+    assert backend.read_bytes() == state
+
+
+SNAPSHOTTING_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import raftwal
+    from test_backend_snapshots import committed, pattern
+
+    def slow(index):
+        data = pattern(256 * 1024, seed=index)
+        for i in range(0, len(data), 16 * 1024):
+            time.sleep(0.001)
+            yield data[i : i + 16 * 1024]
+
+    st = raftwal.open(sys.argv[1], catch_up_entries=1, max_snapshots=2)
+    index = st.last_index()
+    while True:
+        index += 1
+        committed(st, index)
+        st.create_snapshot(index, None, b"meta%d" % index, db=slow(index))
+        print(index, flush=True)
+    """
+)
+
+
+def test_a_kill_at_any_moment_never_leaves_a_snapshot_without_its_database(
+    tmp_path: Path,
+) -> None:
+    import random
+
+    rng = random.Random(15)
+    data_dir = tmp_path / "data"
+    tests_dir = str(Path(__file__).parent)
+    acked = 0
+    for _ in range(12):
+        env = dict(os.environ, PYTHONPATH=tests_dir + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        child = subprocess.Popen(
+            [sys.executable, "-c", SNAPSHOTTING_CHILD, str(data_dir)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert child.stdout is not None
+        try:
+            acked = max(acked, int(child.stdout.readline()))  # at least one snapshot
+            time.sleep(rng.uniform(0, 0.4))
+            child.send_signal(signal.SIGKILL)
+            for line in child.stdout:
+                acked = max(acked, int(line))
+            child.wait(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        with raftwal.open(data_dir) as st:
+            index = st.recovery.snapshot_index
+            assert index >= acked, "an acknowledged snapshot was lost"
+            assert st.snapshot().data == b"meta%d" % index
+            path = st.snapshot_db_path()
+            assert path is not None, f"snapshot {index} without its database"
+            assert Path(path).read_bytes() == pattern(256 * 1024, seed=index)
+            snapdir = data_dir / "snap"
+            # every database there is whole; no temporary survives a writer's open
+            for name in Snapshotter(snapdir).snap_db_names():
+                size = (snapdir / name).stat().st_size
+                assert size == 256 * 1024, (name, size)
+            assert leftovers(snapdir) == []

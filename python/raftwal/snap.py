@@ -41,7 +41,7 @@ from .errors import (
 )
 from .messages import Snapshot, WalSnapshot, parse_snap_file, snap_file_bytes
 
-__all__ = ["DBSource", "Snapshotter", "db_file_name", "snap_file_name"]
+__all__ = ["DBSource", "Snapshotter", "db_file_name", "is_db_source", "snap_file_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -96,6 +96,13 @@ def _u64(value: object, what: str) -> int:
     return value
 
 
+def is_db_source(source: object) -> bool:
+    """Whether ``source`` is something :meth:`Snapshotter.save_db_from` copies."""
+    return isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, Iterable)) or (
+        callable(getattr(source, "read", None))
+    )
+
+
 def _chunks(source: DBSource) -> Generator[bytes | bytearray | memoryview, None, None]:
     """``source`` as a stream of chunks of at most ``_DB_CHUNK`` bytes
     (file objects and paths) or as the caller's own chunks (iterables)."""
@@ -122,13 +129,12 @@ def _chunks(source: DBSource) -> Generator[bytes | bytearray | memoryview, None,
         if chunk is None:
             raise ValueError("save_db_from: the source returned None (a non-blocking stream?)")
         return
-    if isinstance(source, Iterable):
-        yield from source
-        return
-    raise TypeError(
-        "save_db_from: source must be a path, a binary file object, an iterable of "
-        f"bytes chunks or bytes, not {type(source).__name__}"
-    )
+    if not is_db_source(source):
+        raise TypeError(
+            "save_db_from: source must be a path, a binary file object, an iterable of "
+            f"bytes chunks or bytes, not {type(source).__name__}"
+        )
+    yield from source  # type: ignore[misc]
 
 
 def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> int:
