@@ -456,3 +456,57 @@ def test_a_kill_at_any_moment_never_leaves_a_snapshot_without_its_database(
                 size = (snapdir / name).stat().st_size
                 assert size == 256 * 1024, (name, size)
             assert leftovers(snapdir) == []
+
+
+def test_etcd_and_raftwal_both_move_a_newer_snapshot_database_into_place(
+    tmp_path: Path,
+) -> None:
+    """A member that crashed after it saved a leader's snapshot (its
+    ``.snap.db``, ``.snap`` and WAL record) but before it applied it: its
+    ``member/snap/db`` is older than the snapshot. etcd 3.4 renames the
+    ``.snap.db`` into place on restart and serves the snapshot's keys;
+    ``raftwal.open(..., backend=<member>/snap/db)`` on a copy makes the
+    same rename and leaves the same files."""
+    import shutil
+
+    from etcd_server import EtcdServer, require_etcd34
+
+    bins = require_etcd34()
+    data_dir = tmp_path / "etcd"
+    member_snap = data_dir / "member" / "snap"
+    log = tmp_path / "etcd.log"
+    with EtcdServer(bins, data_dir, log, snapshot_count=100_000) as srv:
+        for i in range(5):
+            srv.put(f"/k/{i:03d}", b"old-%d" % i)
+        srv.stop()
+    old_db = tmp_path / "db-before-the-snapshot"
+    shutil.copyfile(member_snap / "db", old_db)
+    expected = {f"/k/{i:03d}": b"old-%d" % i for i in range(5)}
+    with EtcdServer(bins, data_dir, log, snapshot_count=20) as srv:
+        for i in range(5, 40):
+            srv.put(f"/k/{i:03d}", b"new-%d" % i)
+            expected[f"/k/{i:03d}"] = b"new-%d" % i
+        srv.stop()
+    snaps = sorted(n for n in os.listdir(member_snap) if n.endswith(".snap"))
+    assert snaps, "etcd took no snapshot"
+    index = int(snaps[-1][17:33], 16)
+    newest_db = (member_snap / "db").read_bytes()
+    # what a follower crashed mid-install leaves: the snapshot's database
+    # beside an older backend
+    (member_snap / db_file_name(index)).write_bytes(newest_db)
+    shutil.copyfile(old_db, member_snap / "db")
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy)
+
+    with EtcdServer(bins, data_dir, tmp_path / "etcd-restart.log") as srv:
+        assert srv.get_prefix("/k/") == expected
+        srv.stop()
+    assert db_file_name(index) not in os.listdir(member_snap)
+
+    backend = copy / "member" / "snap" / "db"
+    with raftwal.open(copy / "member", backend=backend) as st:
+        assert st.recovery.snapshot_index == index
+        src = str(copy / "member" / "snap" / db_file_name(index))
+        assert st.recovery.backend_restored == (src, str(backend))
+    assert backend.read_bytes() == newest_db
+    assert sorted(os.listdir(copy / "member" / "snap")) == sorted(os.listdir(member_snap))
