@@ -34,8 +34,8 @@ lint:
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --all-targets --no-default-features -- -D warnings
-	ruff check python tests tools benches fuzz
-	ruff format --check python tests tools benches fuzz
+	ruff check python tests tools benches fuzz examples
+	ruff format --check python tests tools benches fuzz examples
 	$(PYTHON) -m mypy --strict python/raftwal
 	$(PYTHON) -m mypy.stubtest raftwal._native
 	$(PYTHON) tools/gen_descriptors.py --check
