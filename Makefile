@@ -43,6 +43,7 @@ lint:
 	$(PYTHON) -m mypy.stubtest raftwal._native
 	$(PYTHON) tools/gen_descriptors.py --check
 	$(PYTHON) tools/gen_etcd_descriptors.py --check
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 ci: deps lint test-rust test-python wheel-test
 
