@@ -14,12 +14,12 @@ SOAK_STORAGES ?= 8
 WHEEL_DIR ?= target/wheels
 WHEEL_VENV ?= target/wheel-venv
 
-.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture soak clean wheel wheel-test
+.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture soak clean wheel wheel-test docs
 
 deps:
 	bash .ci/install-interop.sh
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet ".[test,dev,bench]"
+	$(PIP) install --quiet ".[test,dev,bench,docs]"
 
 install:
 	$(PIP) install --quiet .
@@ -45,7 +45,11 @@ lint:
 	$(PYTHON) tools/gen_etcd_descriptors.py --check
 	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-ci: deps lint test-rust test-python wheel-test
+ci: deps lint docs test-rust test-python wheel-test
+
+# The documentation site (mkdocs-material + mkdocstrings), warnings as errors.
+docs:
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --quiet -d target/site
 
 # The wheel people install: manylinux2014 (glibc 2.17), built with zig from
 # PyPI, stripped; auditwheel confirms the tag.
