@@ -49,7 +49,7 @@ ci: deps lint docs test-rust test-python wheel-test
 
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors.
 docs:
-	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --quiet -d target/site
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict -d target/site
 
 # The wheel people install: manylinux2014 (glibc 2.17), built with zig from
 # PyPI, stripped; auditwheel confirms the tag.
