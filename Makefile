@@ -11,12 +11,15 @@ TORTURE_SEED ?= 1
 SOAK_SECONDS ?= 600
 SOAK_STORAGES ?= 8
 
-.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture soak clean
+WHEEL_DIR ?= target/wheels
+WHEEL_VENV ?= target/wheel-venv
+
+.PHONY: deps install test test-python test-rust lint ci demo bench fuzz torture soak clean wheel wheel-test docs
 
 deps:
 	bash .ci/install-interop.sh
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet ".[test,dev,bench]"
+	$(PIP) install --quiet ".[test,dev,bench,docs]"
 
 install:
 	$(PIP) install --quiet .
@@ -34,14 +37,37 @@ lint:
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --all-targets --no-default-features -- -D warnings
-	ruff check python tests tools benches fuzz
-	ruff format --check python tests tools benches fuzz
+	ruff check python tests tools benches fuzz examples
+	ruff format --check python tests tools benches fuzz examples
 	$(PYTHON) -m mypy --strict python/raftwal
 	$(PYTHON) -m mypy.stubtest raftwal._native
 	$(PYTHON) tools/gen_descriptors.py --check
 	$(PYTHON) tools/gen_etcd_descriptors.py --check
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-ci: deps lint test-rust test-python
+ci: deps lint docs test-rust test-python wheel-test
+
+# The documentation site (mkdocs-material + mkdocstrings), warnings as errors.
+docs:
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict -d target/site
+
+# The wheel people install: manylinux2014 (glibc 2.17), built with zig from
+# PyPI, stripped; auditwheel confirms the tag.
+wheel:
+	rm -rf $(WHEEL_DIR)
+	maturin build --release --locked --zig --compatibility manylinux2014 --strip -o $(WHEEL_DIR)
+	auditwheel show $(WHEEL_DIR)/*.whl
+
+# The suite against that wheel, installed in a fresh venv with no Rust
+# toolchain on the PATH. The failpoint tests build a special debug build
+# with cargo and run in test-python; they are the only ones left out here.
+wheel-test: wheel
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet "$$(ls $(WHEEL_DIR)/*.whl)[test]"
+	env PATH="$(CURDIR)/$(WHEEL_VENV)/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+		RAFTWAL_WHEEL_TEST=1 $(WHEEL_VENV)/bin/python -m pytest $(PYTEST_ARGS) \
+		--ignore=tests/test_faults.py --ignore=tests/test_trust_faults.py
 
 demo: install
 	raftwal demo

@@ -382,6 +382,17 @@ class EtcdRef:
             out["snapshot"]["data"] = _unhex(out["snapshot"]["data"])
         return out
 
+    def snap_save_db(
+        self, dir: os.PathLike[str] | str, source: os.PathLike[str] | str, index: int
+    ) -> dict[str, Any]:
+        """``snap.New(dir).SaveDBFrom(<the file source>, index)`` ->
+        ``{"bytes": n, "error": ...}``."""
+        return self.run("snap-save-db", "--dir", dir, "--from", source, "--index", str(index))
+
+    def snap_db_path(self, dir: os.PathLike[str] | str, index: int) -> dict[str, Any]:
+        """``snap.New(dir).DBFilePath(index)`` -> ``{"path": str, "error": ...}``."""
+        return self.run("snap-db-path", "--dir", dir, "--index", str(index))
+
     # -- encodings --------------------------------------------------------------
 
     def marshal(self, items: Sequence[Mapping[str, Any]]) -> list[bytes]:

@@ -152,3 +152,13 @@ def test_shipped_descriptors_match_the_proto_files() -> None:
         text=True,
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_the_package_says_its_version_and_brings_aio() -> None:
+    import importlib.metadata
+
+    import raftwal
+
+    assert raftwal.__version__ == importlib.metadata.version("raftwal")
+    assert raftwal.__version__.count(".") >= 2
+    assert raftwal.aio.afsync is not None

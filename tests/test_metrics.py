@@ -69,3 +69,40 @@ def test_recovery_events_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFix
         raftwal.open(d).close()
     warnings = [r for r in caplog.records if r.name == "raftwal" and r.levelno == logging.WARNING]
     assert warnings and "repair" in warnings[0].getMessage()
+
+
+def test_several_storages_export_labelled_series_from_one_collector(tmp_path: Path) -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")
+    a = raftwal.open(tmp_path / "a")
+    b = raftwal.open(tmp_path / "b")
+    try:
+        for i in range(1, 4):
+            a.save(HardState(1, 1, i), [Entry(term=1, index=i)])
+        b.save(HardState(1, 1, 1), [Entry(term=1, index=1)])
+        reg = prometheus_client.CollectorRegistry(auto_describe=True)
+        c = PrometheusCollector(a, labels={"shard": "a"})
+        c.add(b, labels={"shard": "b"})
+        reg.register(c)
+        text = prometheus_client.generate_latest(reg).decode()
+        assert 'raftwal_wal_saves_total{shard="a"} 3.0' in text
+        assert 'raftwal_wal_saves_total{shard="b"} 1.0' in text
+        assert 'raftwal_wal_fsync_duration_seconds_count{shard="b"}' in text
+        # one family per metric, whatever the number of storages
+        assert text.count("# TYPE raftwal_wal_saves_total counter") == 1
+        names = {f.name for f in c.describe()}
+        assert "raftwal_wal_saves" in names and all(not f.samples for f in c.describe())
+        # a second collector with the same names is refused, not duplicated
+        with pytest.raises(ValueError, match="Duplicated timeseries"):
+            reg.register(PrometheusCollector(b, labels={"shard": "c"}))
+        with pytest.raises(ValueError, match="differ"):
+            c.add(b, labels={"node": "b"})
+        with pytest.raises(ValueError, match="exported already"):
+            c.add(b, labels={"shard": "a"})
+        with pytest.raises(TypeError):
+            c.add(object())
+        c.remove(b)
+        text = prometheus_client.generate_latest(reg).decode()
+        assert 'shard="b"' not in text and 'shard="a"' in text
+    finally:
+        a.close()
+        b.close()

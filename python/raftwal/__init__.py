@@ -1,5 +1,9 @@
 """raftwal: etcd's Raft log storage for Python, byte for byte, with a Rust core."""
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from . import aio
 from ._native import crc32c
 from .disk import DiskStorage
 from .errors import (
@@ -10,6 +14,7 @@ from .errors import (
     EntryTooLargeError,
     Error,
     MetadataConflictError,
+    NoDBSnapshotError,
     NoSnapshotError,
     RecordTooLargeError,
     SliceOutOfRangeError,
@@ -57,6 +62,12 @@ from .wal import (
     wal_exists,
 )
 
+try:
+    __version__: str = _version("raftwal")
+    """The installed distribution's version."""
+except _PackageNotFoundError:  # pragma: no cover - a source tree never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "WAL",
     "CRCMismatchError",
@@ -82,6 +93,7 @@ __all__ = [
     "MemberMetadata",
     "MemoryStorage",
     "MetadataConflictError",
+    "NoDBSnapshotError",
     "NoSnapshotError",
     "RecordTooLargeError",
     "RecoveryReport",
@@ -104,6 +116,8 @@ __all__ = [
     "WALPoisonedError",
     "WALReadOnlyError",
     "WalSnapshot",
+    "__version__",
+    "aio",
     "crc32c",
     "open",
     "repair",

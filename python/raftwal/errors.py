@@ -14,6 +14,7 @@ __all__ = [
     "EntryTooLargeError",
     "Error",
     "MetadataConflictError",
+    "NoDBSnapshotError",
     "NoSnapshotError",
     "RecordTooLargeError",
     "SliceOutOfRangeError",
@@ -109,6 +110,10 @@ class MetadataConflictError(Error):
 
 class NoSnapshotError(Error):
     """No readable snapshot file is available."""
+
+
+class NoDBSnapshotError(Error, FileNotFoundError):
+    """No ``%016x.snap.db`` backend database for the snapshot asked for."""
 
 
 class EmptySnapshotError(Error):

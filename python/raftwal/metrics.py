@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, TypedDict
 
 from . import _native
@@ -80,36 +80,105 @@ def wal_stats(native: _native.Wal) -> dict[str, Any]:
 
 
 class PrometheusCollector:
-    """A ``prometheus_client`` collector over a WAL's or a DurableStorage's
-    ``stats()``; metric names get the ``raftwal_`` prefix::
+    """A ``prometheus_client`` collector over the ``stats()`` of one or more
+    WALs or DurableStorages; metric names get the ``raftwal_`` prefix::
 
         from prometheus_client import REGISTRY
         REGISTRY.register(PrometheusCollector(storage))
+
+    Several storages in one process export one family per metric, told
+    apart by their labels; give every source the same label names::
+
+        c = PrometheusCollector(shard_a, labels={"shard": "a"})
+        c.add(shard_b, labels={"shard": "b"})
+        REGISTRY.register(c)
+
+    (Registering a second collector with the same names in one registry
+    raises ``ValueError``, as ``prometheus_client`` refuses duplicate
+    series: one collector carries them all.)
     """
 
-    def __init__(self, source: Any, prefix: str = "raftwal_") -> None:
+    def __init__(
+        self,
+        source: Any = None,
+        prefix: str = "raftwal_",
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         try:
             import prometheus_client  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "PrometheusCollector needs prometheus_client: pip install prometheus-client"
+                "PrometheusCollector needs prometheus_client: pip install 'raftwal[prometheus]'"
             ) from exc
-        self._stats: Callable[[], dict[str, Any]] = source.stats
         self._prefix = prefix
+        self._lock = threading.Lock()
+        self._label_names: tuple[str, ...] | None = None
+        self._sources: list[tuple[Any, tuple[str, ...]]] = []
+        if source is not None:
+            self.add(source, labels)
+
+    def add(self, source: Any, labels: Mapping[str, str] | None = None) -> None:
+        """Export ``source.stats()`` too, with ``labels`` (the same label
+        names as every other source; values that tell it apart)."""
+        if not callable(getattr(source, "stats", None)):
+            raise TypeError(f"source must have a stats() method, not {type(source).__name__}")
+        labels = dict(labels or {})
+        for k, v in labels.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError("labels must map str to str")
+        names = tuple(sorted(labels))
+        values = tuple(labels[k] for k in names)
+        with self._lock:
+            if self._label_names is not None and names != self._label_names:
+                raise ValueError(
+                    f"labels {list(names)} differ from the other sources' {list(self._label_names)}"
+                )
+            if any(v == values for _, v in self._sources):
+                raise ValueError(f"a source with labels {labels} is exported already")
+            self._label_names = names
+            self._sources.append((source, values))
+
+    def remove(self, source: Any) -> None:
+        """Stop exporting ``source`` (a storage that was closed, say)."""
+        with self._lock:
+            self._sources = [(s, v) for s, v in self._sources if s is not source]
+
+    def describe(self) -> Iterator[Any]:
+        """The metric families, without samples (for the registry's checks)."""
+        yield from self._families(with_samples=False)
 
     def collect(self) -> Iterator[Any]:
-        """Yield one metric family per counter and histogram."""
+        """One metric family per counter and histogram, a sample per source."""
+        yield from self._families(with_samples=True)
+
+    def _families(self, *, with_samples: bool) -> list[Any]:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
-        for name, value in self._stats().items():
-            full = self._prefix + name
-            if isinstance(value, dict):
-                buckets = [
-                    ("+Inf" if le == float("inf") else repr(le), n) for le, n in value["buckets"]
-                ]
-                yield HistogramMetricFamily(
-                    full, f"raftwal {name}", buckets=buckets, sum_value=value["sum"]
-                )
-            else:
-                base = full.removesuffix("_total")
-                yield CounterMetricFamily(base, f"raftwal {name}", value=value)
+        with self._lock:
+            sources = list(self._sources)
+            label_names = list(self._label_names or ())
+        families: dict[str, CounterMetricFamily | HistogramMetricFamily] = {}
+        for source, values in sources:
+            for name, value in source.stats().items():
+                full = self._prefix + name
+                fam = families.get(name)
+                if fam is None:
+                    if isinstance(value, dict):
+                        fam = HistogramMetricFamily(full, f"raftwal {name}", labels=label_names)
+                    else:
+                        base = full.removesuffix("_total")
+                        fam = CounterMetricFamily(base, f"raftwal {name}", labels=label_names)
+                    families[name] = fam
+                if not with_samples:
+                    continue
+                if isinstance(fam, HistogramMetricFamily):
+                    buckets = [
+                        ("+Inf" if le == float("inf") else repr(le), n)
+                        for le, n in value["buckets"]
+                    ]
+                    fam.add_metric(list(values), buckets, sum_value=value["sum"])
+                else:
+                    fam.add_metric(list(values), value)
+            if not with_samples:
+                break  # every source has the same names
+        return list(families.values())

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +40,7 @@ from .errors import (
 from .lazylog import LazyEntries
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
 from .metrics import Histogram, logger
-from .snap import Snapshotter
+from .snap import DBSource, Snapshotter, _fsync_dir, db_file_name, is_db_source
 from .storage import MemoryStorage
 from .wal import (
     DEFAULT_SEGMENT_SIZE,
@@ -64,6 +64,7 @@ class RecoveryReport:
     it loaded and whether a torn tail had to be repaired."""
 
     __slots__ = (
+        "backend_restored",
         "broken_snapshots",
         "created",
         "damage",
@@ -87,6 +88,9 @@ class RecoveryReport:
         self.quarantined: list[str] = []
         # leftover files deleted (paths): db.tmp* of an interrupted transfer
         self.removed: list[str] = []
+        # the snapshot's .snap.db renamed into place as the backend:
+        # (from, to), as etcd's openSnapshotBackend
+        self.backend_restored: tuple[str, str] | None = None
         self.damage: tuple[str, int] | None = None
         self.salvage: SalvageReport | None = None
         self.created = False
@@ -102,7 +106,8 @@ class RecoveryReport:
             f"{self.snapshot_term}), entries={self.entries}, last_index={self.last_index}, "
             f"repaired={self.repaired}, damage={self.damage}, mode={self.mode!r}, "
             f"broken_snapshots={[n for n, _ in self.broken_snapshots]}, "
-            f"quarantined={self.quarantined}, removed={self.removed})"
+            f"quarantined={self.quarantined}, removed={self.removed}, "
+            f"backend_restored={self.backend_restored})"
         )
 
 
@@ -131,6 +136,14 @@ def _check_u64(name: str, value: object) -> None:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not 0 <= value < 1 << 64:
         raise ValueError(f"{name} must be in [0, 2**64), not {value}")
+
+
+def _check_db(db: object) -> None:
+    if db is not None and not is_db_source(db):
+        raise TypeError(
+            "db must be a path, a binary file object, an iterable of bytes chunks or "
+            f"bytes, not {type(db).__name__}"
+        )
 
 
 def _entry_list(entries: object) -> list[Entry]:
@@ -505,12 +518,24 @@ class DurableStorage:
         return applied_index - self._snap_index > self._snapshot_count
 
     def create_snapshot(
-        self, index: int, conf_state: ConfState | None, data: bytes | None
+        self,
+        index: int,
+        conf_state: ConfState | None,
+        data: bytes | None,
+        *,
+        db: DBSource | None = None,
     ) -> Snapshot:
         """Take a snapshot at ``index`` (applied by the caller's state
         machine): persist it, compact memory to ``index - catch_up_entries``
         (or 1), and purge old ``.snap`` and WAL files beyond
         ``max_snapshots`` / ``max_wals`` (0 keeps everything).
+
+        ``db``, when given, is the application's state at ``index`` too
+        large for ``data``: any source :meth:`Snapshotter.save_db_from`
+        takes (a path, a binary file object, an iterable of chunks). It is
+        streamed to ``%016x.snap.db`` before the ``.snap`` file and the WAL
+        record, so a crash never leaves a snapshot recovery would use
+        without its database; older ``.snap.db`` files are then released.
 
         Raises, before anything is written: :class:`SnapOutOfDateError` for
         an index not above the current snapshot, ``ValueError`` for one past
@@ -524,16 +549,68 @@ class DurableStorage:
             )
         if data is not None and not isinstance(data, bytes):
             raise TypeError(f"data must be bytes or None, not {type(data).__name__}")
+        _check_db(db)
         with self._snap_lock:  # one snapshot (or compaction) at a time
             with self._lock, _interrupts_deferred():
                 self._check_snapshot(index)
                 snap = self._mem.build_snapshot(index, conf_state, data)
-            # The .snap file is written and fsynced beside the saves, not
-            # under the storage's lock (it can be large): until the WAL
-            # record below, recovery ignores it.
+            # The database and the .snap file are written and fsynced beside
+            # the saves, not under the storage's lock (they can be large):
+            # until the WAL record below, recovery ignores them.
             t0 = time.perf_counter()
+            if db is not None:
+                self.snapshotter.save_db_from(db, index)
             self._disk.snapshotter.save_snap(snap)
             return self._record_snapshot(snap, conf_state, data, t0)
+
+    def apply_snapshot(
+        self,
+        snapshot: Snapshot,
+        *,
+        db: DBSource | None = None,
+        hard_state: HardState | None = None,
+    ) -> None:
+        """Install a snapshot received from the leader, as a follower does:
+        ``db`` (its backend database, any :meth:`Snapshotter.save_db_from`
+        source) is streamed to ``%016x.snap.db`` first, then the snapshot is
+        saved as :meth:`save` saves one (``.snap`` file, WAL record, memory)
+        with ``hard_state``, which defaults to the current one committing the
+        snapshot (its term raised to the snapshot's when lower, the vote
+        then cleared). Older ``.snap.db`` files are released afterwards.
+        Refused as :meth:`save` refuses (:class:`SnapOutOfDateError` for a
+        snapshot not newer than the current one), before anything is written."""
+        if not isinstance(snapshot, Snapshot):
+            raise TypeError(f"snapshot must be a raftwal.Snapshot, not {type(snapshot).__name__}")
+        _check_db(db)
+        md = snapshot.metadata
+        with self._snap_lock:
+            if hard_state is None:
+                with self._lock:
+                    cur, _ = self._mem.initial_state()
+                    pending = [p.hard_state for p in self._pending if not p.hard_state.is_empty()]
+                    if pending:
+                        cur = pending[-1]
+                term, vote = cur.term, cur.vote
+                if term < md.term:
+                    term, vote = md.term, 0
+                hard_state = HardState(term=term, vote=vote, commit=max(cur.commit, md.index))
+            with self._lock:
+                self._plan(hard_state, (), snapshot)
+            if db is not None:
+                self.snapshotter.save_db_from(db, md.index)
+            self.save(hard_state, (), snapshot)
+            with self._lock:
+                self.snapshotter.release_snap_dbs(snapshot)
+
+    def snapshot_db_path(self) -> str | None:
+        """The backend database saved with the current snapshot
+        (``%016x.snap.db``), or None when it has none (or it was moved into
+        place as the backend by :func:`raftwal.open`)."""
+        index = self._snap_index
+        if index == 0:
+            return None
+        path = os.path.join(self.snapshotter.dirpath, db_file_name(index))
+        return path if os.path.isfile(path) else None
 
     def _check_snapshot(self, index: int) -> None:
         self._check_usable()
@@ -708,6 +785,29 @@ def _tidy_snap_dir(snapshotter: Snapshotter, broken: list[str], report: Recovery
         report.removed.append(os.path.join(snapshotter.dirpath, name))
 
 
+def _restore_backend(
+    snapshotter: Snapshotter,
+    index: int,
+    backend: str,
+    backend_index: Callable[[str], int] | None,
+) -> tuple[str, str] | None:
+    """etcd's ``openSnapshotBackend``: the snapshot's ``.snap.db``, if any,
+    renamed to ``backend`` when the backend is behind the snapshot."""
+    src = os.path.join(snapshotter.dirpath, db_file_name(index))
+    if not os.path.isfile(src):
+        return None
+    if backend_index is not None and os.path.exists(backend):
+        applied = backend_index(backend)
+        _check_u64("backend_index(backend)", applied)
+        if applied >= index:
+            return None
+    os.replace(src, backend)
+    _fsync_dir(os.path.dirname(os.path.abspath(backend)))
+    _fsync_dir(snapshotter.dirpath)
+    logger.info("restored backend %s from %s", backend, src)
+    return src, backend
+
+
 def open(
     data_dir: StrPath,
     *,
@@ -720,6 +820,8 @@ def open(
     recovery: str = "tolerate-tail",
     bounded_memory: bool = False,
     read_only: bool = False,
+    backend: StrPath | None = None,
+    backend_index: Callable[[str], int] | None = None,
 ) -> DurableStorage:
     """Open (creating when absent) the durable storage in ``data_dir``:
     ``data_dir/wal`` and ``data_dir/snap``. An etcd member directory
@@ -760,7 +862,19 @@ def open(
     held in memory until a snapshot compacts them, as usual. The log reads
     the segment files through the descriptors the replay opened (a writer's
     locked ones); ``close()`` lets go of them, and reading an entry still on
-    disk raises :class:`WALClosedError` from then on."""
+    disk raises :class:`WALClosedError` from then on.
+
+    ``backend`` is the path of the application's backend database, for
+    state kept beside the snapshots as etcd keeps its bbolt file (see
+    :meth:`DurableStorage.create_snapshot`'s ``db``). When the snapshot
+    recovery uses has a ``.snap.db`` and the backend is behind it, that file
+    is renamed to ``backend`` (then both directories fsynced) before
+    ``open`` returns, as etcd's ``openSnapshotBackend``, and
+    ``.recovery.backend_restored`` says so. Behind means: the backend file
+    is missing, or ``backend_index(backend)`` (the index the application's
+    backend has applied) is below the snapshot's; without ``backend_index``
+    a ``.snap.db`` still present is taken as newer (it leaves the snapshot
+    directory when it is moved into place)."""
     t0 = time.perf_counter()
     if recovery not in RECOVERY_MODES:
         raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")
@@ -783,6 +897,13 @@ def open(
             raise EntryTooLargeError(
                 f"metadata of {len(metadata)} bytes; etcd 3.4 reads records below 10 MiB"
             )
+    if backend is not None:
+        if not isinstance(backend, str | os.PathLike):
+            raise TypeError(f"backend must be a path or None, not {type(backend).__name__}")
+        if read_only:
+            raise ValueError("backend= moves the snapshot's database into place: not read_only")
+    if backend_index is not None and not callable(backend_index):
+        raise TypeError("backend_index must be a callable or None")
     root = Path(data_dir)
     wal_dir, snap_dir = root / "wal", root / "snap"
     report = RecoveryReport()
@@ -851,6 +972,10 @@ def open(
             if not read_only and snapshotter is not None:
                 # The WAL is open for writing: its lock is held.
                 _tidy_snap_dir(snapshotter, broken, report)
+                if backend is not None and snapshot is not None:
+                    report.backend_restored = _restore_backend(
+                        snapshotter, snapshot.metadata.index, os.fspath(backend), backend_index
+                    )
             if snapshot is not None:
                 memory.apply_snapshot(snapshot)
                 report.snapshot_index = snapshot.metadata.index

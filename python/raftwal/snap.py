@@ -27,13 +27,21 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from typing import Protocol
 
 from ._native import crc32c
-from .errors import CorruptionError, CRCMismatchError, EmptySnapshotError, Error, NoSnapshotError
+from .errors import (
+    CorruptionError,
+    CRCMismatchError,
+    EmptySnapshotError,
+    Error,
+    NoDBSnapshotError,
+    NoSnapshotError,
+)
 from .messages import Snapshot, WalSnapshot, parse_snap_file, snap_file_bytes
 
-__all__ = ["Snapshotter", "snap_file_name"]
+__all__ = ["DBSource", "Snapshotter", "db_file_name", "is_db_source", "snap_file_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -53,10 +61,88 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 StrPath = str | os.PathLike[str]
 """A file or directory path."""
 
+_DB_CHUNK = 1 << 20
+"""Bytes copied at a time by :meth:`Snapshotter.save_db_from`."""
+
+
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes | None: ...
+
+
+DBSource = (
+    StrPath | os.PathLike[bytes] | bytes | bytearray | memoryview | _Readable | Iterable[bytes]
+)
+"""What :meth:`Snapshotter.save_db_from` copies: a path (``str`` or
+path-like) to a file, a binary file object (anything with ``read``), an
+iterable of bytes-like chunks, or the bytes themselves."""
+
 
 def snap_file_name(term: int, index: int) -> str:
     """The file name etcd gives the snapshot taken at ``term``/``index``."""
     return f"{term:016x}-{index:016x}{SNAP_SUFFIX}"
+
+
+def db_file_name(index: int) -> str:
+    """The file name etcd gives the backend database sent with the snapshot
+    at ``index``: ``%016x.snap.db``."""
+    return f"{_u64(index, 'index'):016x}{SNAP_DB_SUFFIX}"
+
+
+def _u64(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << 64:
+        raise ValueError(f"{what} must be a uint64, not {value}")
+    return value
+
+
+def is_db_source(source: object) -> bool:
+    """Whether ``source`` is something :meth:`Snapshotter.save_db_from` copies."""
+    return isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, Iterable)) or (
+        callable(getattr(source, "read", None))
+    )
+
+
+def _chunks(source: DBSource) -> Generator[bytes | bytearray | memoryview, None, None]:
+    """``source`` as a stream of chunks of at most ``_DB_CHUNK`` bytes
+    (file objects and paths) or as the caller's own chunks (iterables)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield source
+        return
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            yield from _chunks(f)
+        return
+    read = getattr(source, "read", None)
+    if read is not None:
+        readinto = getattr(source, "readinto", None)
+        if readinto is not None:
+            buf = bytearray(_DB_CHUNK)
+            view = memoryview(buf)
+            while n := readinto(view):
+                yield view[:n]
+            if n is None:
+                raise ValueError("save_db_from: the source returned None (a non-blocking stream?)")
+            return
+        while chunk := read(_DB_CHUNK):
+            yield chunk
+        if chunk is None:
+            raise ValueError("save_db_from: the source returned None (a non-blocking stream?)")
+        return
+    if not is_db_source(source):
+        raise TypeError(
+            "save_db_from: source must be a path, a binary file object, an iterable of "
+            f"bytes chunks or bytes, not {type(source).__name__}"
+        )
+    yield from source  # type: ignore[misc]
+
+
+def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> int:
+    view = memoryview(chunk).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
+    return done
 
 
 def _parse_hex_u64(text: str) -> int | None:
@@ -159,6 +245,58 @@ class Snapshotter:
                 os.unlink(tmp)
             raise
         _fsync_dir(self._dir)
+
+    def save_db_from(self, source: DBSource, index: int) -> int:
+        """Save the backend database sent with the snapshot at ``index`` as
+        ``%016x.snap.db``, as etcd's ``SaveDBFrom``; return the bytes copied.
+
+        ``source`` is streamed (memory independent of its size) into a
+        temporary file of this directory, which is fsynced, renamed into
+        place (mode 0600) and the directory fsynced: the name only ever holds
+        a whole file. When the file exists already it is kept and the copy
+        dropped, as etcd does (one index, one database). If the copy fails
+        (the source raises, the disk is full, a signal) nothing is left
+        behind; a copy cut short by a kill leaves a temporary that the next
+        writer removes (:meth:`remove_leftover_temporaries`).
+        """
+        name = db_file_name(index)
+        final = os.path.join(self._dir, name)
+        fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=_TMP_SUFFIX, dir=self._dir)
+        written = 0
+        chunks = _chunks(source)
+        try:
+            try:
+                for i, chunk in enumerate(chunks):
+                    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                        raise TypeError(
+                            f"save_db_from: chunk {i} is {type(chunk).__name__}, not bytes"
+                        )
+                    written += _write_all(fd, chunk)
+                os.fsync(fd)
+            finally:
+                chunks.close()
+                os.close(fd)
+            if os.path.lexists(final):
+                os.unlink(tmp)
+                return written
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self._dir)
+        return written
+
+    def db_file_path(self, index: int) -> str:
+        """The path of the backend database saved for the snapshot at
+        ``index``, as etcd's ``DBFilePath``; :class:`NoDBSnapshotError` when
+        there is none."""
+        path = os.path.join(self._dir, db_file_name(index))
+        if not os.path.isdir(self._dir):
+            raise FileNotFoundError(f"snap: no snapshot directory {self._dir}")
+        if not os.path.isfile(path):
+            raise NoDBSnapshotError(f"snap: snapshot file doesn't exist: {path}")
+        return path
 
     # --- reading -------------------------------------------------------------
 
@@ -312,6 +450,33 @@ class Snapshotter:
                 os.remove(os.path.join(self._dir, name))
                 deleted.append(name)
         return deleted
+
+    def snap_db_names(self) -> list[str]:
+        """The ``%016x.snap.db`` files of the directory, oldest first."""
+        names = []
+        for name in os.listdir(self._dir):
+            if (
+                name.endswith(SNAP_DB_SUFFIX)
+                and _parse_hex_u64(name[: -len(SNAP_DB_SUFFIX)]) is not None
+            ):
+                names.append(name)
+        names.sort(key=lambda n: int(n[: -len(SNAP_DB_SUFFIX)], 16))
+        return names
+
+    def purge_snap_dbs(self, keep: int) -> list[str]:
+        """Delete the oldest ``.snap.db`` files so that at most ``keep``
+        remain, as etcd's purge of the snapshot directory (``keep=0`` keeps
+        everything). Returns the deleted names, oldest first."""
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, not {keep}")
+        if keep == 0:
+            return []
+        names = self.snap_db_names()
+        victims = names[: max(0, len(names) - keep)]
+        for name in victims:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self._dir, name))
+        return victims
 
     def purge_snapshots(self, keep: int) -> list[str]:
         """Delete the oldest ``.snap`` files so that at most ``keep`` remain.

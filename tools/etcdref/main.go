@@ -472,6 +472,43 @@ func cmdSnapSave(args []string) {
 	emit(obj{"error": errValue(err)})
 }
 
+// cmdSnapSaveDB streams the file --from through the snapshotter's
+// SaveDBFrom for snapshot index --index.
+func cmdSnapSaveDB(args []string) {
+	f := newFlags("snap-save-db")
+	dir := f.fs.String("dir", "", "snapshot directory")
+	from := f.fs.String("from", "", "file whose bytes are the database")
+	index := f.fs.Uint64("index", 0, "snapshot index")
+	f.parse(args)
+	requireDir("snap-save-db", *dir)
+	var n int64
+	err := guard(func() error {
+		r, e := os.Open(*from)
+		if e != nil {
+			return e
+		}
+		defer r.Close()
+		n, e = snap.New(lg, *dir).SaveDBFrom(r, *index)
+		return e
+	})
+	emit(obj{"bytes": n, "error": errValue(err)})
+}
+
+// cmdSnapDBPath asks the snapshotter's DBFilePath for snapshot index --index.
+func cmdSnapDBPath(args []string) {
+	f := newFlags("snap-db-path")
+	dir := f.fs.String("dir", "", "snapshot directory")
+	index := f.fs.Uint64("index", 0, "snapshot index")
+	f.parse(args)
+	requireDir("snap-db-path", *dir)
+	var path string
+	err := guard(func() (e error) {
+		path, e = snap.New(lg, *dir).DBFilePath(*index)
+		return e
+	})
+	emit(obj{"path": path, "error": errValue(err)})
+}
+
 func cmdSnapLoad(args []string) {
 	f := newFlags("snap-load")
 	dir := f.fs.String("dir", "", "snapshot directory")
@@ -737,6 +774,8 @@ var commands = map[string]func([]string){
 	"repair":          cmdRepair,
 	"snap-save":       cmdSnapSave,
 	"snap-load":       cmdSnapLoad,
+	"snap-save-db":    cmdSnapSaveDB,
+	"snap-db-path":    cmdSnapDBPath,
 	"marshal":         cmdMarshal,
 	"bench-save":      cmdBenchSave,
 	"bench-read":      cmdBenchRead,
