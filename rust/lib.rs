@@ -4,19 +4,16 @@
 //! `cargo test --no-default-features` needs no interpreter.
 
 pub mod crc;
-pub mod decoder;
 pub mod disklog;
 pub mod error;
 pub mod failpoint;
 pub mod frame;
 pub mod fsutil;
 pub mod metrics;
-pub mod pagewriter;
 pub mod record;
 pub mod repair;
 pub mod segment;
 pub mod wal;
-pub mod zeroahead;
 
 #[cfg(feature = "python")]
 mod python;

@@ -7,12 +7,13 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::decoder::{Decoder, Input, Stop};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::record::{self, HardState, WalSnap};
 use crate::segment;
-use crate::wal::{check_chain, stop_error, Seen};
+use crate::wal::replay::checks::Seen;
+use crate::wal::replay::decoder::{Decoder, Input, Stop};
+use crate::wal::replay::{check_chain, stop_error};
 
 fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
     names

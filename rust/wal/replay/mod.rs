@@ -1,0 +1,586 @@
+//! Reading a WAL back: etcd's `decoder.go` and `ReadAll`.
+//!
+//! `decoder.rs` reads frames and tells a torn final write from damage;
+//! `checks.rs` holds raft's invariants and etcd's checks on the records;
+//! this file replays a `Wal`'s selected segments into entries, handing
+//! them to a sink in chunks, and turns a decoder stop into an error.
+
+pub(crate) mod checks;
+pub mod decoder;
+
+use std::io;
+use std::path::Path;
+use std::sync::mpsc;
+
+use super::{name_of, Wal};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::record::{self, EntryArena, HardState, WalSnap};
+use checks::Seen;
+use decoder::{Decoder, Stop};
+
+/// Receives replayed entries chunk by chunk, so that a caller can build
+/// its own objects from them without the whole log ever being held twice.
+pub trait EntrySink {
+    /// Take every entry in `arena` (they follow the ones taken before).
+    fn take(&mut self, arena: &EntryArena) -> Result<()>;
+    /// Keep only the first `n` entries taken so far (a log overwrite).
+    fn truncate(&mut self, n: usize) -> Result<()>;
+    /// Arena size (bytes of entry data) at which entries are handed over.
+    fn chunk_bytes(&self) -> usize {
+        SINK_CHUNK
+    }
+}
+
+/// Arena size at which replayed entries are handed to a sink.
+pub const SINK_CHUNK: usize = 4 << 20;
+
+/// What a replay on a helper thread hands to the sink's thread.
+enum Handed {
+    Take(EntryArena),
+    Truncate(usize),
+}
+
+/// The helper thread's sink: forwards every call, in order.
+struct Forward {
+    tx: mpsc::SyncSender<Handed>,
+    chunk: usize,
+}
+
+impl Forward {
+    fn send(&self, h: Handed) -> Result<()> {
+        self.tx
+            .send(h)
+            .map_err(|_| Error::Invalid("the entry sink stopped".into()))
+    }
+}
+
+impl EntrySink for Forward {
+    fn take(&mut self, arena: &EntryArena) -> Result<()> {
+        self.send(Handed::Take(arena.clone()))
+    }
+    fn truncate(&mut self, n: usize) -> Result<()> {
+        self.send(Handed::Truncate(n))
+    }
+    fn chunk_bytes(&self) -> usize {
+        self.chunk
+    }
+}
+
+/// The (index, term) of replayed entries at or below the start index, as
+/// a log: a new entry replaces those from its index on.
+#[derive(Default)]
+struct Below(Vec<(u64, u64)>);
+
+impl Below {
+    /// Record entry (`index`, `term`); true if it replaced an entry of
+    /// another term at that index (a raft overwrite).
+    fn overwrites(&mut self, index: u64, term: u64) -> bool {
+        let replaced = match self.0.binary_search_by_key(&index, |&(i, _)| i) {
+            Ok(k) => self.0[k].1 != term,
+            Err(_) => false,
+        };
+        let keep = self.0.partition_point(|&(i, _)| i < index);
+        self.0.truncate(keep);
+        self.0.push((index, term));
+        replaced
+    }
+}
+
+/// What `read_all` returns.
+pub struct ReadResult {
+    pub metadata: Option<Vec<u8>>,
+    pub state: HardState,
+    /// The entries not handed to a sink (all of them without one).
+    pub entries: EntryArena,
+    /// Index of the last entry of the replayed log (the snapshot's if none).
+    pub last_index: u64,
+    /// The replayed segments' names, in the order `EntryMeta::seg` counts.
+    pub segments: Vec<String>,
+}
+
+impl Wal {
+    /// etcd's `ReadAll`: replay the selected segments.
+    ///
+    /// Differences from etcd 3.4, on purpose: a missing snapshot record is an
+    /// error in write mode too, and malformed entry data is an error, not a
+    /// panic.
+    pub fn read_all(&mut self) -> Result<ReadResult> {
+        self.read_all_with(None)
+    }
+
+    /// `read_all`, handing entries to `sink` in chunks as they are replayed;
+    /// the result then holds only the entries not yet handed over.
+    pub fn read_all_with(&mut self, sink: Option<&mut dyn EntrySink>) -> Result<ReadResult> {
+        self.check_open()?;
+        if self.writable {
+            self.check_owner()?;
+        }
+        let Some(mut dec) = self.decoder.take() else {
+            return Err(Error::Closed(
+                "decoder not found: read_all was already called",
+            ));
+        };
+        let res = self.replay(&mut dec, sink);
+        if res.is_err() {
+            self.read_failed = true;
+            self.close_quietly();
+            return res;
+        }
+        if self.writable {
+            let tail = self.held.last().map(|h| h.file.clone());
+            let Some(tail) = tail else {
+                self.read_failed = true;
+                return Err(Error::NotFound(format!(
+                    "no WAL segment in {}",
+                    self.dir.display()
+                )));
+            };
+            let off = dec.last_valid_off;
+            let tail_name = self
+                .held
+                .last()
+                .map(|h| name_of(&self.dir, &h.name))
+                .unwrap_or_default();
+            let prepared = (|| -> io::Result<()> {
+                fsutil::zero_to_end(&tail, off)?;
+                use std::io::Seek;
+                (&*tail).seek(io::SeekFrom::Start(off))?;
+                // What was read may have reached the page cache without an
+                // fsync before a crash: make it durable before reporting it so.
+                fsutil::fdatasync(&tail)
+            })();
+            if let Err(e) = prepared {
+                self.read_failed = true;
+                return Err(Error::io(
+                    format!("cannot prepare {tail_name} for appending"),
+                    e,
+                ));
+            }
+            self.enc = Some(self.tail_encoder(tail, off, dec.crc, off));
+            if let Err(e) = self.start_writing() {
+                self.read_failed = true;
+                return Err(e);
+            }
+        }
+        self.start = WalSnap::default();
+        if let Ok(r) = &res {
+            self.limit = self.enti.max(r.last_index);
+        }
+        res
+    }
+
+    /// `read_all_with`, the replay (reading, CRC chain, decoding) running
+    /// on a helper thread while `sink` takes the chunks on this one, so
+    /// that decoding overlaps with building the caller's objects.
+    pub fn read_all_overlapped(&mut self, sink: &mut dyn EntrySink) -> Result<ReadResult> {
+        let chunk = sink.chunk_bytes();
+        // Two chunks in flight: the sink never waits for the decoder
+        // unless the decoder is the slower one.
+        let (tx, rx) = mpsc::sync_channel::<Handed>(2);
+        std::thread::scope(|s| {
+            let wal = &mut *self;
+            let helper = std::thread::Builder::new()
+                .name("raftwal-replay".into())
+                .spawn_scoped(s, move || {
+                    wal.read_all_with(Some(&mut Forward { tx, chunk }))
+                });
+            let helper = match helper {
+                Ok(h) => h,
+                Err(e) => return Err(Error::io("cannot start the replay thread", e)),
+            };
+            let mut failed = None;
+            for h in rx.iter() {
+                let r = match h {
+                    Handed::Take(arena) => sink.take(&arena),
+                    Handed::Truncate(n) => sink.truncate(n),
+                };
+                if let Err(e) = r {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            // A replay still sending finds the channel closed and stops.
+            drop(rx);
+            let res = helper
+                .join()
+                .unwrap_or_else(|_| Err(Error::Invalid("the replay thread panicked".into())));
+            match failed {
+                Some(e) => Err(e),
+                None => res,
+            }
+        })
+    }
+
+    fn replay(
+        &mut self,
+        dec: &mut Decoder,
+        mut sink: Option<&mut dyn EntrySink>,
+    ) -> Result<ReadResult> {
+        let start = self.start.clone();
+        let mut seen = Seen::default();
+        // Entry data cannot outgrow the files it comes from: reserve that
+        // (untouched pages of the reservation cost no memory). With a sink
+        // the arena is emptied every SINK_CHUNK bytes and reused.
+        let total: u64 = dec.inputs.iter().map(|i| i.size).sum();
+        let chunk = sink.as_ref().map_or(usize::MAX, |s| s.chunk_bytes());
+        let reserve = if sink.is_some() {
+            chunk.saturating_add(1 << 20)
+        } else {
+            total as usize
+        };
+        let mut entries = EntryArena::with_capacity(reserve);
+        // Entries already handed to the sink; the arena holds the ones after.
+        let mut taken = 0usize;
+        // Entries at or below the start index seen so far (and in `seen`,
+        // the newest snapshot record: entries at or below it were compacted
+        // when written, so they changed nothing).
+        let mut below = Below::default();
+        let dir = self.dir.clone();
+        let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
+        let mut rereads = 0;
+        loop {
+            let crc_before = dec.crc;
+            let frame = match dec.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(stop) => {
+                    // A reader beside a live writer can catch the last
+                    // segment's newest page half written (zeros, then
+                    // later bytes): read it again before calling it damage.
+                    if !self.writable && dec.reread_tail(&stop, &mut rereads) {
+                        continue;
+                    }
+                    let err = stop_error(stop, dec, &dir);
+                    if !self.writable && matches!(err, Error::TornTail { .. }) {
+                        // A reader returns the intact prefix, as etcd does.
+                        break;
+                    }
+                    return Err(err);
+                }
+            };
+            rereads = 0;
+            let (seg, offset) = (frame.seg, frame.offset);
+            match frame.rec.rtype {
+                record::ENTRY => {
+                    let data = frame.rec.data.unwrap_or(&[]);
+                    let before = entries.len();
+                    let total = taken + before;
+                    let (index, term, etype) = entries
+                        .push_decoded(data)
+                        .map(|m| (m.index, m.term, m.etype))
+                        .map_err(|err| Error::Corrupt {
+                            file: names[seg].clone(),
+                            offset,
+                            what: format!("entry data: {err}"),
+                        })?;
+                    seen.entry(index, term, etype, &|| names[seg].clone(), offset)?;
+                    if let Some(m) = entries.metas.last_mut() {
+                        m.seg = seg as u32;
+                        m.frame_offset = offset;
+                        m.prev_crc = crc_before;
+                    }
+                    // The entry sits at the end of the arena; move it to its
+                    // place (a later entry replaces earlier ones from its index).
+                    if index > start.index {
+                        let pos = index - start.index - 1;
+                        if pos > total as u64 {
+                            return Err(Error::SliceOutOfRange {
+                                file: names[seg].clone(),
+                                offset,
+                                index,
+                                expected: start.index + total as u64 + 1,
+                            });
+                        }
+                        let pos = pos as usize;
+                        if pos < taken {
+                            if let Some(s) = sink.as_deref_mut() {
+                                s.truncate(pos)?;
+                            }
+                            taken = pos;
+                            entries.replace_tail(0);
+                        } else if pos < total {
+                            entries.replace_tail(pos - taken);
+                        }
+                    } else {
+                        // Covered by the snapshot: not returned. But if it
+                        // replaced an entry of another term that was not yet
+                        // compacted when it was written, it was a raft
+                        // overwrite, and the entries replayed after that
+                        // index were removed by it. etcd's ReadAll skips it
+                        // all the same, so those entries come back after a
+                        // restart, behind a snapshot of a newer term.
+                        let term = entries.metas.last().map_or(0, |m| m.term);
+                        entries.truncate(before);
+                        if below.overwrites(index, term) && index > seen.floor {
+                            if taken > 0 {
+                                if let Some(s) = sink.as_deref_mut() {
+                                    s.truncate(0)?;
+                                }
+                                taken = 0;
+                            }
+                            entries.truncate(0);
+                        }
+                    }
+                    self.enti = index;
+                    if let Some(s) = sink.as_deref_mut() {
+                        if entries.bytes.len() >= chunk || entries.len() >= 1 << 16 {
+                            s.take(&entries)?;
+                            taken += entries.len();
+                            entries.clear();
+                        }
+                    }
+                }
+                record::CRC => {
+                    let crc = frame.rec.crc;
+                    check_chain(dec, crc, names[seg].clone(), offset)?;
+                }
+                rtype => seen.record(
+                    rtype,
+                    frame.rec.data,
+                    &start,
+                    &|| names[seg].clone(),
+                    offset,
+                )?,
+            }
+        }
+        seen.finish(&start)?;
+        self.metadata = seen.metadata.clone().flatten();
+        let last_index = start.index + (taken + entries.len()) as u64;
+        Ok(ReadResult {
+            metadata: seen.metadata.flatten(),
+            state: seen.state,
+            entries,
+            last_index,
+            segments: dec.inputs.iter().map(|i| i.name.clone()).collect(),
+        })
+    }
+}
+
+/// Turn a decoder stop into the error it stands for.
+/// A crc record: it must carry the chain's value so far (unless the chain
+/// has not started), and the chain goes on from it.
+pub(crate) fn check_chain(dec: &mut Decoder, crc: u32, file: String, offset: u64) -> Result<()> {
+    if dec.crc != 0 && dec.crc != crc {
+        return Err(Error::CrcMismatch { file, offset });
+    }
+    dec.crc = crc;
+    Ok(())
+}
+
+pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
+    let path = |seg: usize| {
+        dec.inputs
+            .get(seg)
+            .map(|i| name_of(dir, &i.name))
+            .unwrap_or_else(|| dir.display().to_string())
+    };
+    match stop {
+        Stop::Torn { seg, offset } => Error::TornTail {
+            file: path(seg),
+            offset,
+        },
+        Stop::Crc { seg, offset } => Error::CrcMismatch {
+            file: path(seg),
+            offset,
+        },
+        Stop::Corrupt { seg, offset, what } => Error::Corrupt {
+            file: path(seg),
+            offset,
+            what,
+        },
+        Stop::TooLarge { seg, offset, len } => Error::FrameTooLarge {
+            file: path(seg),
+            offset,
+            len,
+        },
+        Stop::Io(e, name) => Error::io(format!("cannot read {}", name_of(dir, &name)), e),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::wal::{save_range, EntryRef};
+
+    /// Collects what a sink receives, handing over after every `chunk` bytes.
+    struct Collect {
+        got: Vec<(u64, u64, Option<Vec<u8>>)>,
+        chunk: usize,
+    }
+
+    impl EntrySink for Collect {
+        fn take(&mut self, arena: &EntryArena) -> Result<()> {
+            for m in &arena.metas {
+                self.got
+                    .push((m.term, m.index, arena.data(m).map(<[u8]>::to_vec)));
+            }
+            Ok(())
+        }
+        fn truncate(&mut self, n: usize) -> Result<()> {
+            self.got.truncate(n);
+            Ok(())
+        }
+        fn chunk_bytes(&self) -> usize {
+            self.chunk
+        }
+    }
+
+    fn flat(r: &ReadResult) -> Vec<(u64, u64, Option<Vec<u8>>)> {
+        r.entries
+            .metas
+            .iter()
+            .map(|m| (m.term, m.index, r.entries.data(m).map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    fn snap(index: u64, term: u64) -> WalSnap {
+        WalSnap {
+            index,
+            term,
+            conf_state: None,
+        }
+    }
+
+    /// (term, index) of what a replay at `at` returns, whole and through a
+    /// sink that takes one entry at a time; both must agree.
+    pub(crate) fn replayed(d: &Path, at: WalSnap) -> Vec<(u64, u64)> {
+        let mut whole = Wal::open(d, at.clone(), false, 4096).unwrap();
+        let r = whole.read_all().unwrap();
+        let got: Vec<(u64, u64)> = r.entries.metas.iter().map(|m| (m.term, m.index)).collect();
+        let mut chunked = Wal::open(d, at, false, 4096).unwrap();
+        let mut sink = Collect {
+            got: Vec::new(),
+            chunk: 1,
+        };
+        let res = chunked.read_all_with(Some(&mut sink)).unwrap();
+        sink.take(&res.entries).unwrap();
+        let via_sink: Vec<(u64, u64)> = sink.got.iter().map(|&(t, i, _)| (t, i)).collect();
+        assert_eq!(got, via_sink);
+        got
+    }
+
+    #[test]
+    fn an_overwrite_below_the_snapshot_removes_what_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 5, |_| 10);
+        save_range(&mut w, 2, 2, 2, |_| 10); // a new leader replaces 2..5 with 2
+        w.save_snapshot(&snap(2, 2)).unwrap();
+        w.close().unwrap();
+        // Opened at the snapshot: 3..5 of term 1 were removed by the overwrite.
+        assert_eq!(replayed(&d, snap(2, 2)), vec![]);
+        // From the start, the overwrite is an ordinary one.
+        assert_eq!(replayed(&d, snap(0, 0)), vec![(1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn an_entry_compacted_when_written_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 3, |_| 10);
+        w.save_snapshot(&snap(3, 1)).unwrap();
+        save_range(&mut w, 1, 4, 5, |_| 10);
+        // Below the snapshot record at 3: a storage ignores it, and so does
+        // the replay, even though its term differs from entry 2's.
+        save_range(&mut w, 7, 2, 2, |_| 10);
+        // The same index again with its own term: not an overwrite either.
+        // (The HardState stays at term 7: a term never goes back.)
+        let data = [1u8; 10];
+        let one = EntryRef {
+            term: 1,
+            index: 1,
+            etype: 1,
+            data: Some(&data),
+        };
+        let hs = HardState {
+            term: 7,
+            vote: 1,
+            commit: 0,
+        };
+        w.save(&hs, &[one], true).unwrap();
+        w.close().unwrap();
+        assert_eq!(replayed(&d, snap(3, 1)), vec![(1, 4), (1, 5)]);
+    }
+
+    /// Fails on its second chunk.
+    struct Failing(usize);
+
+    impl EntrySink for Failing {
+        fn take(&mut self, _: &EntryArena) -> Result<()> {
+            self.0 += 1;
+            if self.0 == 2 {
+                return Err(Error::Invalid("sink failed".into()));
+            }
+            Ok(())
+        }
+        fn truncate(&mut self, _: usize) -> Result<()> {
+            Ok(())
+        }
+        fn chunk_bytes(&self) -> usize {
+            10
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_stops_an_overlapped_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 500, |_| 100);
+        w.close().unwrap();
+        let mut r = Wal::open(&d, WalSnap::default(), true, 1 << 20).unwrap();
+        let err = r.read_all_overlapped(&mut Failing(0)).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            Error::Invalid("sink failed".into()).to_string()
+        );
+        // The WAL gave up: it can only be closed.
+        let hs = HardState {
+            term: 1,
+            vote: 0,
+            commit: 1,
+        };
+        assert!(r.save(&hs, &[], true).is_err());
+    }
+
+    #[test]
+    fn a_sink_sees_the_same_log_as_a_whole_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, Some(b"md"), 4096).unwrap();
+        let size = |i: u64| (i % 7) as usize * 30;
+        save_range(&mut w, 1, 1, 40, size);
+        save_range(&mut w, 2, 10, 30, size); // overwrite far back
+        save_range(&mut w, 3, 29, 60, size); // and near the end
+        save_range(&mut w, 4, 1, 5, size); // and from the very start
+        save_range(&mut w, 4, 6, 20, size);
+        w.close().unwrap();
+        let mut whole = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
+        let want = whole.read_all().unwrap();
+        assert_eq!(want.last_index, 20);
+        for chunk in [1, 50, 200, 1 << 20] {
+            let mut r = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
+            let mut sink = Collect {
+                got: Vec::new(),
+                chunk,
+            };
+            let res = r.read_all_with(Some(&mut sink)).unwrap();
+            sink.take(&res.entries).unwrap();
+            assert_eq!(sink.got, flat(&want), "chunk {chunk}");
+            assert_eq!(res.last_index, 20);
+            // The same, with the replay on a helper thread.
+            let mut r = Wal::open(&d, WalSnap::default(), false, 4096).unwrap();
+            let mut sink = Collect {
+                got: Vec::new(),
+                chunk,
+            };
+            let res = r.read_all_overlapped(&mut sink).unwrap();
+            sink.take(&res.entries).unwrap();
+            assert_eq!(sink.got, flat(&want), "overlapped, chunk {chunk}");
+            assert_eq!(res.last_index, 20);
+        }
+    }
+}
