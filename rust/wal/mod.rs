@@ -31,8 +31,10 @@ use crate::record::{self, HardState, WalSnap};
 use crate::segment;
 use encoder::Encoder;
 use pipeline::{Pipeline, ZeroAhead};
-use replay::decoder::{Decoder, Input};
+use replay::decoder::Input;
+use replay::Reader;
 
+pub use commit::{Guard, SharedWal};
 pub use encoder::frame_body_len;
 pub use replay::{EntrySink, ReadResult, SINK_CHUNK};
 
@@ -59,7 +61,7 @@ pub struct Wal {
     writable: bool,
     segment_size: u64,
     start: WalSnap,
-    decoder: Option<Decoder>,
+    reader: Option<Reader>,
     /// Write mode: segments held locked, oldest first; the last is the tail.
     held: Vec<Held>,
     enc: Option<Encoder>,
@@ -77,17 +79,20 @@ pub struct Wal {
     /// The log's last index as a save must continue it: `enti`, or after
     /// a replay the last index replayed when a snapshot lies beyond `enti`.
     limit: u64,
-    pub poisoned: Option<String>,
+    /// Why the WAL refuses every write: an earlier write or fsync failed.
+    poisoned: Option<String>,
     read_failed: bool,
     closed: bool,
     /// Count of saves that wrote records; `durable_seq` of them are synced.
-    pub seq: u64,
-    pub durable_seq: u64,
-    pub durable_index: u64,
+    seq: u64,
+    durable_seq: u64,
+    /// The last index `durable_seq` covers.
+    durable_index: u64,
     stats: Arc<WalStats>,
-    /// A sync is running outside the lock (group commit).
-    pub syncing: bool,
     scratch: Vec<u8>,
+    /// Tests: every fdatasync of the tail fails.
+    #[cfg(test)]
+    failing_syncs: bool,
     /// The process that opened the WAL: a child forked from it inherits
     /// the open files and their locks, but must not write through them.
     owner: u32,
@@ -104,7 +109,7 @@ impl Wal {
             writable,
             segment_size,
             start: WalSnap::default(),
-            decoder: None,
+            reader: None,
             held: Vec::new(),
             enc: None,
             pipeline: None,
@@ -121,8 +126,9 @@ impl Wal {
             durable_seq: 0,
             durable_index: 0,
             stats: Arc::new(WalStats::default()),
-            syncing: false,
             scratch: Vec::new(),
+            #[cfg(test)]
+            failing_syncs: false,
             owner: std::process::id(),
         }
     }
@@ -287,7 +293,7 @@ impl Wal {
             });
         }
         w.start = snap;
-        w.decoder = Some(Decoder::new(inputs));
+        w.reader = Some(Reader::new(&dir, inputs, !writable));
         Ok(w)
     }
 
@@ -632,7 +638,7 @@ impl Wal {
             self.closed = true;
             self.enc = None;
             self.held.clear();
-            self.decoder = None;
+            self.reader = None;
             return Err(Error::Closed(FORKED));
         }
         self.close_quietly();
@@ -646,7 +652,7 @@ impl Wal {
         self.zero = None;
         self.dir_file = None;
         self.held.clear();
-        self.decoder = None;
+        self.reader = None;
         res
     }
 }

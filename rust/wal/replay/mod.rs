@@ -6,18 +6,21 @@
 //! them to a sink in chunks, and turns a decoder stop into an error.
 
 pub(crate) mod checks;
+mod damage;
 pub mod decoder;
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::Arc;
 
 use super::{name_of, Wal};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::record::{self, EntryArena, HardState, WalSnap};
+use crate::segment::{self, SegName};
 use checks::Seen;
-use decoder::{Decoder, Stop};
+use decoder::{Decoder, Frame, Input, Stop};
 
 /// Receives replayed entries chunk by chunk, so that a caller can build
 /// its own objects from them without the whole log ever being held twice.
@@ -116,12 +119,12 @@ impl Wal {
         if self.writable {
             self.check_owner()?;
         }
-        let Some(mut dec) = self.decoder.take() else {
+        let Some(mut reader) = self.reader.take() else {
             return Err(Error::Closed(
                 "decoder not found: read_all was already called",
             ));
         };
-        let res = self.replay(&mut dec, sink);
+        let res = self.replay(&mut reader, sink);
         if res.is_err() {
             self.read_failed = true;
             self.close_quietly();
@@ -136,7 +139,7 @@ impl Wal {
                     self.dir.display()
                 )));
             };
-            let off = dec.last_valid_off;
+            let off = reader.end_offset();
             let tail_name = self
                 .held
                 .last()
@@ -157,7 +160,7 @@ impl Wal {
                     e,
                 ));
             }
-            self.enc = Some(self.tail_encoder(tail, off, dec.crc, off));
+            self.enc = Some(self.tail_encoder(tail, off, reader.crc(), off));
             if let Err(e) = self.start_writing() {
                 self.read_failed = true;
                 return Err(e);
@@ -166,6 +169,8 @@ impl Wal {
         self.start = WalSnap::default();
         if let Ok(r) = &res {
             self.limit = self.enti.max(r.last_index);
+            // What was read is durable now (a writer synced its tail above).
+            self.mark_durable(self.seq, r.last_index.max(self.durable_index));
         }
         res
     }
@@ -214,7 +219,7 @@ impl Wal {
 
     fn replay(
         &mut self,
-        dec: &mut Decoder,
+        reader: &mut Reader,
         mut sink: Option<&mut dyn EntrySink>,
     ) -> Result<ReadResult> {
         let start = self.start.clone();
@@ -222,7 +227,7 @@ impl Wal {
         // Entry data cannot outgrow the files it comes from: reserve that
         // (untouched pages of the reservation cost no memory). With a sink
         // the arena is emptied every SINK_CHUNK bytes and reused.
-        let total: u64 = dec.inputs.iter().map(|i| i.size).sum();
+        let total = reader.total_size();
         let chunk = sink.as_ref().map_or(usize::MAX, |s| s.chunk_bytes());
         let reserve = if sink.is_some() {
             chunk.saturating_add(1 << 20)
@@ -236,22 +241,16 @@ impl Wal {
         // the newest snapshot record: entries at or below it were compacted
         // when written, so they changed nothing).
         let mut below = Below::default();
-        let dir = self.dir.clone();
-        let names: Vec<String> = dec.inputs.iter().map(|i| name_of(&dir, &i.name)).collect();
-        let mut rereads = 0;
+        let names: Vec<String> = (0..reader.segments()).map(|k| reader.path(k)).collect();
         loop {
-            let crc_before = dec.crc;
-            let frame = match dec.next_frame() {
+            let crc_before = reader.crc();
+            let frame = match reader.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(stop) => {
-                    // A reader beside a live writer can catch the last
-                    // segment's newest page half written (zeros, then
-                    // later bytes): read it again before calling it damage.
-                    if !self.writable && dec.reread_tail(&stop, &mut rereads) {
-                        continue;
-                    }
-                    let err = stop_error(stop, dec, &dir);
+                    // (A reader, beside a live writer, has read a damaged-
+                    // looking tail again before stopping there.)
+                    let err = reader.error(stop);
                     if !self.writable && matches!(err, Error::TornTail { .. }) {
                         // A reader returns the intact prefix, as etcd does.
                         break;
@@ -259,7 +258,6 @@ impl Wal {
                     return Err(err);
                 }
             };
-            rereads = 0;
             let (seg, offset) = (frame.seg, frame.offset);
             match frame.rec.rtype {
                 record::ENTRY => {
@@ -331,10 +329,8 @@ impl Wal {
                         }
                     }
                 }
-                record::CRC => {
-                    let crc = frame.rec.crc;
-                    check_chain(dec, crc, names[seg].clone(), offset)?;
-                }
+                // The reader checked the chain.
+                record::CRC => {}
                 rtype => seen.record(
                     rtype,
                     frame.rec.data,
@@ -352,49 +348,149 @@ impl Wal {
             state: seen.state,
             entries,
             last_index,
-            segments: dec.inputs.iter().map(|i| i.name.clone()).collect(),
+            segments: reader.names(),
         })
     }
 }
 
-/// Turn a decoder stop into the error it stands for.
-/// A crc record: it must carry the chain's value so far (unless the chain
-/// has not started), and the chain goes on from it.
-pub(crate) fn check_chain(dec: &mut Decoder, crc: u32, file: String, offset: u64) -> Result<()> {
-    if dec.crc != 0 && dec.crc != crc {
-        return Err(Error::CrcMismatch { file, offset });
-    }
-    dec.crc = crc;
-    Ok(())
+/// Reads the records of a run of segments, oldest first, with the checks
+/// every reader makes: frames and their CRCs (the decoder), the CRC chain
+/// across crc records, and, beside a live writer, a second look at a
+/// damaged-looking tail before it is called damage. A `Wal`'s replay,
+/// `verify`, `valid_snapshot_entries` and `salvage` all read through it.
+pub struct Reader {
+    dec: Decoder,
+    dir: PathBuf,
+    /// Read a damaged-looking tail again while a writer holds it.
+    live: bool,
+    rereads: u32,
 }
 
-pub fn stop_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
-    let path = |seg: usize| {
-        dec.inputs
+impl Reader {
+    /// A reader over `inputs`, segments of `dir` in order; `live` when a
+    /// writer may be appending to the last one meanwhile.
+    pub fn new(dir: &Path, inputs: Vec<Input>, live: bool) -> Reader {
+        Reader {
+            dec: Decoder::new(inputs),
+            dir: dir.to_path_buf(),
+            live,
+            rereads: 0,
+        }
+    }
+
+    /// A reader over the segments `names` of `dir`, opened read-only.
+    pub fn open(dir: &Path, names: &[SegName], live: bool) -> Result<Reader> {
+        let inputs = names
+            .iter()
+            .map(|n| {
+                let path = dir.join(&n.name);
+                let file = segment::open_file(&path, false)?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+                    .len();
+                Ok(Input {
+                    name: n.name.clone(),
+                    file: Arc::new(file),
+                    size,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Reader::new(dir, inputs, live))
+    }
+
+    /// The next frame, `Ok(None)` after the last segment's end of log.
+    ///
+    /// A crc record must carry the chain's value so far (unless the chain
+    /// has not started), and the chain goes on from it (`Stop::Chain`).
+    /// A live reader can catch the last segment's newest page half written
+    /// (zeros, then later bytes): it reads it again before stopping there.
+    pub fn next_frame(&mut self) -> std::result::Result<Option<Frame<'_>>, Stop> {
+        let found = loop {
+            match self.dec.advance() {
+                Ok(f) => break f,
+                Err(stop) => {
+                    if self.live && self.dec.reread_tail(&stop, &mut self.rereads) {
+                        continue;
+                    }
+                    return Err(stop);
+                }
+            }
+        };
+        self.rereads = 0;
+        let Some(f) = found else {
+            return Ok(None);
+        };
+        if f.rtype == record::CRC {
+            if self.dec.crc != 0 && self.dec.crc != f.crc {
+                return Err(Stop::Chain {
+                    seg: f.seg,
+                    offset: f.offset,
+                });
+            }
+            self.dec.crc = f.crc;
+        }
+        Ok(Some(self.dec.frame(f)))
+    }
+
+    /// The CRC chain after the frames read so far.
+    pub fn crc(&self) -> u32 {
+        self.dec.crc
+    }
+
+    /// Offset just past the last good frame of the segment being read (of
+    /// the last one, once done): where a writer appends.
+    pub fn end_offset(&self) -> u64 {
+        self.dec.last_valid_off
+    }
+
+    /// How many segments the reader reads.
+    pub fn segments(&self) -> usize {
+        self.dec.inputs.len()
+    }
+
+    /// The segments' names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.dec.inputs.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// Bytes in all the segments.
+    pub fn total_size(&self) -> u64 {
+        self.dec.inputs.iter().map(|i| i.size).sum()
+    }
+
+    /// The path of segment `seg`, as errors name it.
+    pub fn path(&self, seg: usize) -> String {
+        self.dec
+            .inputs
             .get(seg)
-            .map(|i| name_of(dir, &i.name))
-            .unwrap_or_else(|| dir.display().to_string())
-    };
-    match stop {
-        Stop::Torn { seg, offset } => Error::TornTail {
-            file: path(seg),
-            offset,
-        },
-        Stop::Crc { seg, offset } => Error::CrcMismatch {
-            file: path(seg),
-            offset,
-        },
-        Stop::Corrupt { seg, offset, what } => Error::Corrupt {
-            file: path(seg),
-            offset,
-            what,
-        },
-        Stop::TooLarge { seg, offset, len } => Error::FrameTooLarge {
-            file: path(seg),
-            offset,
-            len,
-        },
-        Stop::Io(e, name) => Error::io(format!("cannot read {}", name_of(dir, &name)), e),
+            .map(|i| name_of(&self.dir, &i.name))
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    /// The error a stop stands for.
+    pub fn error(&self, stop: Stop) -> Error {
+        match stop {
+            Stop::Torn { seg, offset } => Error::TornTail {
+                file: self.path(seg),
+                offset,
+            },
+            Stop::Crc { seg, offset } | Stop::Chain { seg, offset } => Error::CrcMismatch {
+                file: self.path(seg),
+                offset,
+            },
+            Stop::Corrupt { seg, offset, what } => Error::Corrupt {
+                file: self.path(seg),
+                offset,
+                what,
+            },
+            Stop::TooLarge { seg, offset, len } => Error::FrameTooLarge {
+                file: self.path(seg),
+                offset,
+                len,
+            },
+            Stop::Io(e, name) => Error::io(format!("cannot read {}", name_of(&self.dir, &name)), e),
+        }
     }
 }
 
