@@ -141,12 +141,13 @@ fn verify_once(dir: &Path, snap: &WalSnap, who: Who) -> Result<HardState> {
         let file = || paths[seg].clone();
         match rtype {
             record::ENTRY => {
-                let e =
-                    record::decode_entry(data.unwrap_or(&[])).map_err(|err| Error::Corrupt {
+                let e = record::decode_entry_ref(data.unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
                         file: file(),
                         offset,
                         what: format!("entry data: {err}"),
-                    })?;
+                    }
+                })?;
                 seen.entry(e.index, e.term, e.etype, &file, offset)?;
                 if e.index > snap.index {
                     let expected = next_index.unwrap_or(snap.index + 1);
@@ -335,7 +336,7 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         };
         let (seg, offset, rtype) = (f.seg, f.offset, f.rec.rtype);
         let problem = match rtype {
-            record::ENTRY => match record::decode_entry(f.rec.data.unwrap_or(&[])) {
+            record::ENTRY => match record::decode_entry_ref(f.rec.data.unwrap_or(&[])) {
                 Ok(e) if next_max.is_some_and(|m| e.index > m) => Some(format!(
                     "index gap: entry {}, expected at most {}",
                     e.index,

@@ -418,9 +418,14 @@ mod tests {
     }
 
     /// Save one entry after the last one, under `order` (threads race for
-    /// the next index; the WAL refuses a gap), without waiting for it to
-    /// be durable; returns (its index, its sequence number).
-    fn append(shared: &SharedWal, order: &Mutex<()>, data: &[u8]) -> (u64, u64) {
+    /// the next index; the WAL refuses a gap), waiting for it to be
+    /// durable if `sync`; returns (its index, its sequence number).
+    fn append(
+        shared: &SharedWal,
+        order: &Mutex<()>,
+        data: &[u8],
+        sync: bool,
+    ) -> Result<(u64, u64)> {
         let _turn = order.lock().unwrap();
         let index = shared.lock().last_index() + 1;
         let e = EntryRef {
@@ -429,7 +434,7 @@ mod tests {
             etype: 0,
             data: Some(data),
         };
-        (index, shared.save(&hs(1, 0), &[e], false).unwrap())
+        Ok((index, shared.save(&hs(1, 0), &[e], sync)?))
     }
 
     #[test]
@@ -446,21 +451,13 @@ mod tests {
                 s.spawn(move || {
                     for k in 0..SAVES {
                         let data = vec![t as u8; 100 + (k as usize * 37) % 900];
-                        let (index, seq) = append(shared, order, &data);
+                        let (index, seq) = append(shared, order, &data, false).unwrap();
                         match (t + k) % 3 {
                             0 => shared.sync_to(seq).unwrap(),
                             1 => shared.sync().unwrap(),
                             _ => {
                                 // a save that waits for itself, as `save` does
-                                let _turn = order.lock().unwrap();
-                                let next = shared.lock().last_index() + 1;
-                                let e = EntryRef {
-                                    term: 1,
-                                    index: next,
-                                    etype: 0,
-                                    data: Some(&data),
-                                };
-                                shared.save(&hs(1, 0), &[e], true).unwrap();
+                                let (next, _) = append(shared, order, &data, true).unwrap();
                                 assert!(shared.durable_index() >= next);
                             }
                         }
@@ -489,7 +486,7 @@ mod tests {
         let d = dir.path().join("wal");
         let shared = SharedWal::new(Wal::create(&d, None, 1 << 20).unwrap());
         let order = Mutex::new(());
-        let (_, seq) = append(&shared, &order, b"kept");
+        let (_, seq) = append(&shared, &order, b"kept", false).unwrap();
         shared.sync_to(seq).unwrap();
         assert_eq!(shared.durable_index(), 1);
         shared.lock().failing_syncs = true;
@@ -500,20 +497,7 @@ mod tests {
                 .map(|_| {
                     let (shared, order) = (&shared, &order);
                     s.spawn(move || {
-                        let seq = {
-                            let _turn = order.lock().unwrap();
-                            let index = shared.lock().last_index() + 1;
-                            let e = EntryRef {
-                                term: 1,
-                                index,
-                                etype: 0,
-                                data: Some(b"lost"),
-                            };
-                            match shared.save(&hs(1, 0), &[e], false) {
-                                Ok(seq) => seq,
-                                Err(e) => return Err(e),
-                            }
-                        };
+                        let (_, seq) = append(shared, order, b"lost", false)?;
                         shared.sync_to(seq)
                     })
                 })
@@ -538,14 +522,8 @@ mod tests {
         assert_eq!(shared.durable_index(), 1);
         // Every later call is refused, even with fsyncs working again.
         shared.lock().failing_syncs = false;
-        let e = EntryRef {
-            term: 1,
-            index: shared.last_index() + 1,
-            etype: 0,
-            data: None,
-        };
         assert!(matches!(
-            shared.save(&hs(1, 0), &[e], true),
+            append(&shared, &order, b"", true),
             Err(Error::Poisoned(_))
         ));
         assert!(matches!(shared.sync(), Err(Error::Poisoned(_))));

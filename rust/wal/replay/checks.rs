@@ -188,14 +188,7 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snap(index: u64, term: u64) -> WalSnap {
-        WalSnap {
-            index,
-            term,
-            conf_state: None,
-        }
-    }
+    use crate::wal::replay::tests::snap;
 
     fn hs_bytes(term: u64, vote: u64, commit: u64) -> Vec<u8> {
         let mut b = Vec::new();

@@ -530,7 +530,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn snap(index: u64, term: u64) -> WalSnap {
+    pub(crate) fn snap(index: u64, term: u64) -> WalSnap {
         WalSnap {
             index,
             term,
