@@ -410,3 +410,78 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
     drop(held);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::{save_range, Wal};
+
+    /// Offset just past the last good frame of the last segment of `dir`.
+    fn end_of_log(dir: &Path) -> u64 {
+        let mut r = Reader::open(dir, &segment::list(dir).unwrap(), false).unwrap();
+        while r.next_frame().unwrap().is_some() {}
+        r.end_offset()
+    }
+
+    #[test]
+    fn repair_cuts_a_torn_tail_keeping_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 20, |_| 100);
+        w.close().unwrap();
+        let seg = d.join(segment::wal_name(0, 0));
+        let end = end_of_log(&d);
+        // The last frame (the batch's HardState) ends in zeros: a write
+        // that never finished.
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[end as usize - 8..end as usize].fill(0);
+        std::fs::write(&seg, &bytes).unwrap();
+        assert!(matches!(
+            verify(&d, &WalSnap::default()),
+            Err(Error::TornTail { .. })
+        ));
+        assert!(repair(&d).unwrap());
+        let broken = std::fs::read(d.join(format!("{}.broken", segment::wal_name(0, 0))));
+        assert_eq!(broken.unwrap(), bytes);
+        verify(&d, &WalSnap::default()).unwrap();
+        let mut r = Wal::open(&d, WalSnap::default(), false, 1 << 20).unwrap();
+        assert_eq!(r.read_all().unwrap().last_index, 20);
+        // Nothing left to repair.
+        assert!(repair(&d).unwrap());
+        assert!(!repair(&dir.path().join("missing")).unwrap());
+    }
+
+    #[test]
+    fn salvage_stops_at_a_broken_crc_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 4096).unwrap();
+        for k in 0..12 {
+            save_range(&mut w, 1, k * 10 + 1, k * 10 + 10, |_| 100);
+        }
+        w.close().unwrap();
+        let names = segment::list(&d).unwrap();
+        assert!(names.len() >= 3);
+        // The second segment's crc record carries the chain so far: change
+        // it (the first byte of its varint, continuation bit kept).
+        let second = d.join(&names[1].name);
+        let mut bytes = std::fs::read(&second).unwrap();
+        assert_eq!(&bytes[8..11], &[0x08, record::CRC as u8, 0x10]);
+        bytes[11] ^= 1;
+        std::fs::write(&second, &bytes).unwrap();
+        match verify(&d, &WalSnap::default()) {
+            Err(Error::CrcMismatch { file, offset: 0 }) => {
+                assert_eq!(file, second.display().to_string())
+            }
+            other => panic!("{other:?}"),
+        }
+        let out = salvage(&d).unwrap();
+        assert_eq!(out.kind, "corrupt");
+        assert_eq!(out.detail, "crc chain broken");
+        assert_eq!(out.damaged, Some((second.display().to_string(), 0)));
+        assert_eq!(out.moved.len(), names.len() - 2);
+        assert_eq!(std::fs::metadata(&second).unwrap().len(), 0);
+        assert_eq!(salvage(&d).unwrap().kind, "");
+    }
+}
