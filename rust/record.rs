@@ -278,7 +278,11 @@ impl EntryArena {
 
     /// Decode an entry record's payload and append it.
     pub fn push_decoded(&mut self, buf: &[u8]) -> Result<&EntryMeta, DecodeError> {
-        let e = decode_entry_ref(buf)?;
+        Ok(self.push(decode_entry_ref(buf)?))
+    }
+
+    /// Append a decoded entry.
+    pub fn push(&mut self, e: EntryView<'_>) -> &mut EntryMeta {
         let start = self.bytes.len();
         if let Some(d) = e.data {
             self.bytes.extend_from_slice(d);
@@ -293,7 +297,8 @@ impl EntryArena {
             frame_offset: 0,
             prev_crc: 0,
         });
-        Ok(&self.metas[self.metas.len() - 1])
+        let last = self.metas.len() - 1;
+        &mut self.metas[last]
     }
 }
 

@@ -2,7 +2,6 @@
 //! tail, keeping a `.broken` copy), `verify` (a strict read-only check) and
 //! `valid_snapshot_entries` (the snapshot records a restart may use).
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -12,27 +11,7 @@ use crate::record::{self, HardState, WalSnap};
 use crate::segment;
 use crate::wal::replay::checks::Seen;
 use crate::wal::replay::decoder::Stop;
-use crate::wal::replay::Reader;
-
-/// Copy the segment at `path` to `<path>.broken`, then truncate it (open
-/// and locked as `file`) to `len` bytes and fsync it.
-fn cut_keeping_copy(path: &Path, file: &File, len: u64) -> Result<()> {
-    let mut broken = path.as_os_str().to_owned();
-    broken.push(".broken");
-    std::fs::copy(path, &broken).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot copy {} to {}.broken",
-                path.display(),
-                path.display()
-            ),
-            e,
-        )
-    })?;
-    file.set_len(len)
-        .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
-    fsutil::fdatasync(file).map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))
-}
+use crate::wal::replay::{cut_keeping_copy, Reader};
 
 /// A decoder stop as an error; a torn record before the last segment
 /// cannot be a writer's unfinished tail, so it is corruption there.

@@ -33,7 +33,7 @@ use crate::segment;
 use encoder::Encoder;
 use pipeline::{Pipeline, ZeroAhead};
 use replay::decoder::Input;
-use replay::Reader;
+use replay::{Cut, Mode, Reader, Recovery};
 
 pub use commit::{Guard, SharedWal};
 pub use encoder::frame_body_len;
@@ -91,6 +91,12 @@ pub struct Wal {
     durable_index: u64,
     stats: Arc<WalStats>,
     scratch: Vec<u8>,
+    /// What a replay may cut away, and what it cut (`replay/recovery.rs`).
+    recovery: Mode,
+    cut: Option<Cut>,
+    report: Recovery,
+    /// Bytes of segment files the replay read.
+    bytes_read: u64,
     /// Tests: every fdatasync of the tail fails.
     #[cfg(test)]
     failing_syncs: bool,
@@ -128,6 +134,10 @@ impl Wal {
             durable_index: 0,
             stats: Arc::new(WalStats::default()),
             scratch: Vec::new(),
+            recovery: Mode::Strict,
+            cut: None,
+            report: Recovery::default(),
+            bytes_read: 0,
             #[cfg(test)]
             failing_syncs: false,
             owner: std::process::id(),

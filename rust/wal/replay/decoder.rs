@@ -72,12 +72,17 @@ pub enum Stop {
 impl Stop {
     /// The segment (position in the decoder's inputs) where decoding stopped.
     pub fn seg(&self) -> Option<usize> {
+        self.at().map(|(seg, _)| seg)
+    }
+
+    /// Where decoding stopped: the segment and the offset of the frame.
+    pub fn at(&self) -> Option<(usize, u64)> {
         match self {
-            Stop::Torn { seg, .. }
-            | Stop::Crc { seg, .. }
-            | Stop::Corrupt { seg, .. }
-            | Stop::TooLarge { seg, .. }
-            | Stop::Chain { seg, .. } => Some(*seg),
+            Stop::Torn { seg, offset }
+            | Stop::Crc { seg, offset }
+            | Stop::Corrupt { seg, offset, .. }
+            | Stop::TooLarge { seg, offset, .. }
+            | Stop::Chain { seg, offset } => Some((*seg, *offset)),
             Stop::Io(..) => None,
         }
     }
@@ -111,6 +116,8 @@ pub struct Decoder {
     /// Bytes of the current segment from `buf_off` on.
     pub(super) buf: Vec<u8>,
     pub(super) buf_off: u64,
+    /// Bytes read from the segments so far.
+    pub(super) read: u64,
 }
 
 impl Decoder {
@@ -122,6 +129,7 @@ impl Decoder {
             crc: 0,
             buf: Vec::new(),
             buf_off: 0,
+            read: 0,
         }
     }
 
@@ -173,9 +181,19 @@ impl Decoder {
         }
         let want = n.max(READ_CHUNK);
         let avail = inp.size.saturating_sub(off);
-        let len = (want as u64).min(avail) as usize;
+        // Bytes already read at the start of the range are kept, not read
+        // again: a log read front to back is read once.
+        let end = self.buf_off + self.buf.len() as u64;
+        let keep = if have_start && off < end {
+            self.buf.drain(..(off - self.buf_off) as usize);
+            (end - off) as usize
+        } else {
+            self.buf.clear();
+            0
+        };
+        let len = ((want as u64).min(avail) as usize).max(keep);
         self.buf.resize(len, 0);
-        let mut got = 0;
+        let mut got = keep;
         while got < len {
             match inp.file.read_at(&mut self.buf[got..], off + got as u64) {
                 Ok(0) => break,
@@ -184,6 +202,7 @@ impl Decoder {
                 Err(e) => return Err(e),
             }
         }
+        self.read += (got - keep) as u64;
         self.buf.truncate(got);
         self.buf_off = off;
         Ok(got.min(n))

@@ -8,6 +8,7 @@
 pub(crate) mod checks;
 mod damage;
 pub mod decoder;
+mod recovery;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ use crate::record::{self, EntryArena, HardState, WalSnap};
 use crate::segment::{self, SegName};
 use checks::Seen;
 use decoder::{Decoder, Frame, Input, Stop};
+pub(crate) use recovery::Cut;
+pub use recovery::{cut_keeping_copy, Mode, Recovery};
 
 /// Receives replayed entries chunk by chunk, so that a caller can build
 /// its own objects from them without the whole log ever being held twice.
@@ -131,6 +134,18 @@ impl Wal {
             return res;
         }
         if self.writable {
+            // Where the log goes on: after the last good frame, or where a
+            // recovery mode cut the damage away.
+            let (off, crc) = match self.cut.take() {
+                None => (reader.end_offset(), reader.crc()),
+                Some(cut) => match self.apply_cut(cut) {
+                    Ok(at) => at,
+                    Err(e) => {
+                        self.read_failed = true;
+                        return Err(e);
+                    }
+                },
+            };
             let tail = self.held.last().map(|h| h.file.clone());
             let Some(tail) = tail else {
                 self.read_failed = true;
@@ -139,7 +154,6 @@ impl Wal {
                     self.dir.display()
                 )));
             };
-            let off = reader.end_offset();
             let tail_name = self
                 .held
                 .last()
@@ -160,7 +174,7 @@ impl Wal {
                     e,
                 ));
             }
-            self.enc = Some(self.tail_encoder(tail, off, reader.crc(), off));
+            self.enc = Some(self.tail_encoder(tail, off, crc, off));
             if let Err(e) = self.start_writing() {
                 self.read_failed = true;
                 return Err(e);
@@ -242,6 +256,26 @@ impl Wal {
         // when written, so they changed nothing).
         let mut below = Below::default();
         let names: Vec<String> = (0..reader.segments()).map(|k| reader.path(k)).collect();
+        // Damage the recovery mode cuts away: the replay ends before it.
+        let mode = self.recovery;
+        let mut cut = None;
+        // Damage `$e` at the current frame: cut there when `$cuts`, else fail.
+        macro_rules! damage {
+            ($e:expr, $at:expr, $crc:expr, $cuts:expr) => {{
+                let error = $e;
+                if $cuts {
+                    let (seg, offset) = $at;
+                    cut = Some(Cut {
+                        seg,
+                        offset,
+                        crc: $crc,
+                        error,
+                    });
+                    break;
+                }
+                return Err(error);
+            }};
+        }
         loop {
             let crc_before = reader.crc();
             let frame = match reader.next_frame() {
@@ -250,47 +284,64 @@ impl Wal {
                 Err(stop) => {
                     // (A reader, beside a live writer, has read a damaged-
                     // looking tail again before stopping there.)
+                    let at = stop.at();
                     let err = reader.error(stop);
                     if !self.writable && matches!(err, Error::TornTail { .. }) {
                         // A reader returns the intact prefix, as etcd does.
                         break;
                     }
-                    return Err(err);
+                    let cuts = mode.cuts_frame(&err);
+                    damage!(
+                        err,
+                        at.unwrap_or_default(),
+                        crc_before,
+                        at.is_some() && cuts
+                    )
                 }
             };
             let (seg, offset) = (frame.seg, frame.offset);
+            let salvage = mode == Mode::Salvage;
             match frame.rec.rtype {
                 record::ENTRY => {
                     let data = frame.rec.data.unwrap_or(&[]);
                     let before = entries.len();
                     let total = taken + before;
-                    let (index, term, etype) = entries
-                        .push_decoded(data)
-                        .map(|m| (m.index, m.term, m.etype))
-                        .map_err(|err| Error::Corrupt {
-                            file: names[seg].clone(),
-                            offset,
-                            what: format!("entry data: {err}"),
-                        })?;
-                    seen.entry(index, term, etype, &|| names[seg].clone(), offset)?;
-                    if let Some(m) = entries.metas.last_mut() {
-                        m.seg = seg as u32;
-                        m.frame_offset = offset;
-                        m.prev_crc = crc_before;
-                    }
-                    // The entry sits at the end of the arena; move it to its
-                    // place (a later entry replaces earlier ones from its index).
-                    if index > start.index {
-                        let pos = index - start.index - 1;
-                        if pos > total as u64 {
-                            return Err(Error::SliceOutOfRange {
+                    let e = match record::decode_entry_ref(data) {
+                        Ok(e) => e,
+                        Err(err) => damage!(
+                            Error::Corrupt {
+                                file: names[seg].clone(),
+                                offset,
+                                what: format!("entry data: {err}"),
+                            },
+                            (seg, offset),
+                            crc_before,
+                            salvage
+                        ),
+                    };
+                    let (index, term) = (e.index, e.term);
+                    seen.entry(index, term, e.etype, &|| names[seg].clone(), offset)?;
+                    if index > start.index && index - start.index - 1 > total as u64 {
+                        damage!(
+                            Error::SliceOutOfRange {
                                 file: names[seg].clone(),
                                 offset,
                                 index,
                                 expected: start.index + total as u64 + 1,
-                            });
-                        }
-                        let pos = pos as usize;
+                            },
+                            (seg, offset),
+                            crc_before,
+                            salvage
+                        );
+                    }
+                    let m = entries.push(e);
+                    m.seg = seg as u32;
+                    m.frame_offset = offset;
+                    m.prev_crc = crc_before;
+                    // The entry sits at the end of the arena; move it to its
+                    // place (a later entry replaces earlier ones from its index).
+                    if index > start.index {
+                        let pos = (index - start.index - 1) as usize;
                         if pos < taken {
                             if let Some(s) = sink.as_deref_mut() {
                                 s.truncate(pos)?;
@@ -331,16 +382,18 @@ impl Wal {
                 }
                 // The reader checked the chain.
                 record::CRC => {}
-                rtype => seen.record(
-                    rtype,
-                    frame.rec.data,
-                    &start,
-                    &|| names[seg].clone(),
-                    offset,
-                )?,
+                rtype => {
+                    let file = || names[seg].clone();
+                    if let Err(err) = seen.record(rtype, frame.rec.data, &start, &file, offset) {
+                        let cuts = salvage && matches!(err, Error::UnknownRecordType { .. });
+                        damage!(err, (seg, offset), crc_before, cuts)
+                    }
+                }
             }
         }
+        self.bytes_read = reader.bytes_read();
         seen.finish(&start)?;
+        self.cut = cut;
         self.metadata = seen.metadata.clone().flatten();
         let last_index = start.index + (taken + entries.len()) as u64;
         Ok(ReadResult {
@@ -442,6 +495,11 @@ impl Reader {
     /// the last one, once done): where a writer appends.
     pub fn end_offset(&self) -> u64 {
         self.dec.last_valid_off
+    }
+
+    /// Bytes of the segments read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.dec.read
     }
 
     /// How many segments the reader reads.
