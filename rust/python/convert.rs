@@ -4,12 +4,12 @@
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::entry::{EntryBase, EntryFactory};
 use crate::error::Error;
 use crate::record::{EntryArena, HardState, WalSnap};
-use crate::wal::{EntryRef, EntrySink};
+use crate::wal::{EntryRef, EntrySink, ReadResult};
 
 /// A TypeError naming what was wanted and what came, for a save's arguments.
 fn wrong_type(what: &str, obj: &Bound<'_, PyAny>) -> PyErr {
@@ -117,13 +117,50 @@ impl Drop for GcPause {
 /// Turns replayed entries into Python objects a chunk at a time, taking the
 /// GIL only for that, so the log is never held twice in full.
 pub(super) struct ListSink {
-    pub(super) list: Py<PyList>,
-    pub(super) factory: EntryFactory,
-    pub(super) error: Option<PyErr>,
+    list: Py<PyList>,
+    factory: EntryFactory,
+    error: Option<PyErr>,
 }
 
 impl ListSink {
-    pub(super) fn append(&self, py: Python<'_>, arena: &EntryArena) -> PyResult<()> {
+    /// A sink building `entry_cls(term, index, type, data)` objects.
+    pub(super) fn new(py: Python<'_>, entry_cls: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(ListSink {
+            list: PyList::empty(py).unbind(),
+            factory: EntryFactory::new(entry_cls)?,
+            error: None,
+        })
+    }
+
+    /// The sink's own failure, if building an entry failed.
+    pub(super) fn check(&mut self) -> PyResult<()> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The replay's result as (metadata or None, (term, vote, commit),
+    /// entries), the entries not handed over yet built too.
+    pub(super) fn into_tuple<'py>(
+        self,
+        py: Python<'py>,
+        r: ReadResult,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        self.append(py, &r.entries)?;
+        let md = r.metadata.map(|m| PyBytes::new(py, &m));
+        let hs = (r.state.term, r.state.vote, r.state.commit);
+        PyTuple::new(
+            py,
+            [
+                md.into_pyobject(py)?.into_any(),
+                hs.into_pyobject(py)?.into_any(),
+                self.list.into_bound(py).into_any(),
+            ],
+        )
+    }
+
+    fn append(&self, py: Python<'_>, arena: &EntryArena) -> PyResult<()> {
         // Many new objects, none in a cycle (and untracked by the factory):
         // keep the cyclic collector from walking them meanwhile.
         let _paused = GcPause::new();

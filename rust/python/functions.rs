@@ -4,11 +4,14 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use super::convert::wal_snap;
+use super::convert::{wal_snap, ListSink};
 use super::errors::{real_path, to_py, to_py_in};
+use super::wal::PyWal;
 use crate::repair as walrepair;
+use crate::wal::replay::Mode;
+use crate::wal::{Wal, DEFAULT_SEGMENT_SIZE};
 
 /// CRC-32C of `data`, continuing from `crc` (0 starts a new checksum).
 #[pyfunction(name = "crc32c")]
@@ -102,6 +105,53 @@ pub(super) fn salvage<'py>(
     d.set_item("last_kept_index", r.last_kept_index)?;
     d.set_item("dropped_from_segment_index", r.dropped_from_segment_index)?;
     Ok(d)
+}
+
+/// Open a WAL for writing and replay it once, cutting away the damage
+/// `mode` ("strict", "tolerate-tail" or "salvage") allows, with a copy kept
+/// of every byte cut: (Wal, (metadata or None, (term, vote, commit),
+/// entries), report). The Python package does not use it yet.
+#[pyfunction]
+#[pyo3(signature = (dirpath, index, term, mode, entry_cls, segment_size = DEFAULT_SEGMENT_SIZE))]
+pub(super) fn recover<'py>(
+    py: Python<'py>,
+    dirpath: PathBuf,
+    index: u64,
+    term: u64,
+    mode: &str,
+    entry_cls: &Bound<'py, PyAny>,
+    segment_size: u64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mode = Mode::parse(mode).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "mode must be strict, tolerate-tail or salvage, not {mode:?}"
+        ))
+    })?;
+    let mut sink = ListSink::new(py, entry_cls)?;
+    let snap = wal_snap(index, term, None);
+    let res = py.detach(|| Wal::recover(&dirpath, snap, mode, segment_size, &mut sink));
+    sink.check()?;
+    let (w, r, report) = res.map_err(to_py_in(&dirpath))?;
+    let replayed = sink.into_tuple(py, r)?;
+    let d = PyDict::new(py);
+    let damage = report.damage.as_ref();
+    d.set_item(
+        "damaged_file",
+        damage.map(|x| real_path(Some(&dirpath), &x.0).into_os_string()),
+    )?;
+    d.set_item("damaged_offset", damage.map(|x| x.1))?;
+    d.set_item("damage", damage.map(|x| x.2.clone()))?;
+    d.set_item(
+        "broken",
+        report
+            .broken
+            .as_ref()
+            .map(|b| real_path(Some(&dirpath), b).into_os_string()),
+    )?;
+    d.set_item("moved", report.moved)?;
+    d.set_item("bytes_read", report.bytes_read)?;
+    let wal = Bound::new(py, PyWal::wrap(w))?;
+    PyTuple::new(py, [wal.into_any(), replayed.into_any(), d.into_any()])
 }
 
 /// Delete the oldest unlocked segments so that at most `keep` remain.

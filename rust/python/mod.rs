@@ -60,6 +60,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(valid_snapshot_entries, m)?)?;
     m.add_function(wrap_pyfunction!(purge_segments, m)?)?;
     m.add_function(wrap_pyfunction!(salvage, m)?)?;
+    m.add_function(wrap_pyfunction!(recover, m)?)?;
     m.add_function(wrap_pyfunction!(set_failpoints, m)?)?;
     m.add_function(wrap_pyfunction!(failpoint_hits, m)?)?;
     m.add("FAILPOINTS", crate::failpoint::ENABLED)?;

@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyTuple};
 
 use super::convert::{entries_of, extract_hard_state, wal_snap, ListSink, OwnedEntry};
 use super::disklog::PyDiskLog;
-use super::entry::EntryFactory;
 use super::errors::{to_py, to_py_in};
 use crate::disklog::DiskLog;
 use crate::error::Error;
@@ -25,7 +24,7 @@ pub struct PyWal {
 }
 
 impl PyWal {
-    fn wrap(w: Wal) -> Self {
+    pub(super) fn wrap(w: Wal) -> Self {
         PyWal {
             wal: SharedWal::new(w),
         }
@@ -79,32 +78,16 @@ impl PyWal {
         py: Python<'py>,
         entry_cls: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mut sink = ListSink {
-            list: PyList::empty(py).unbind(),
-            factory: EntryFactory::new(entry_cls)?,
-            error: None,
-        };
+        let mut sink = ListSink::new(py, entry_cls)?;
         // The sink takes the GIL for each chunk: the core is checked out,
         // not locked, meanwhile.
         let res = py.detach(|| {
             self.wal
                 .with_checked_out(|w| w.read_all_overlapped(&mut sink))
         });
-        if let Some(e) = sink.error.take() {
-            return Err(e);
-        }
+        sink.check()?;
         let r = res.map_err(to_py_in(self.wal.dir()))?;
-        sink.append(py, &r.entries)?;
-        let md = r.metadata.map(|m| PyBytes::new(py, &m));
-        let hs = (r.state.term, r.state.vote, r.state.commit);
-        PyTuple::new(
-            py,
-            [
-                md.into_pyobject(py)?.into_any(),
-                hs.into_pyobject(py)?.into_any(),
-                sink.list.into_bound(py).into_any(),
-            ],
-        )
+        sink.into_tuple(py, r)
     }
 
     /// Replay without building entries: (metadata or None, (term, vote,
