@@ -88,20 +88,6 @@ impl Error {
             source,
         }
     }
-
-    /// True for errors that mean bytes on disk are damaged.
-    pub fn is_corruption(&self) -> bool {
-        matches!(
-            self,
-            Error::CrcMismatch { .. }
-                | Error::TornTail { .. }
-                | Error::Corrupt { .. }
-                | Error::UnknownRecordType { .. }
-                | Error::SliceOutOfRange { .. }
-                | Error::MetadataConflict { .. }
-                | Error::FrameTooLarge { .. }
-        )
-    }
 }
 
 impl fmt::Display for Error {

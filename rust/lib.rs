@@ -4,7 +4,6 @@
 //! `cargo test --no-default-features` needs no interpreter.
 
 pub mod crc;
-pub mod decoder;
 pub mod disklog;
 pub mod error;
 pub mod failpoint;
@@ -12,12 +11,10 @@ pub mod frame;
 pub mod fsutil;
 pub mod logruns;
 pub mod metrics;
-pub mod pagewriter;
 pub mod record;
 pub mod repair;
 pub mod segment;
 pub mod wal;
-pub mod zeroahead;
 
 #[cfg(feature = "python")]
 mod python;

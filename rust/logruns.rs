@@ -21,10 +21,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::decoder::{Decoder, Input};
 use crate::error::{Error, Result};
 use crate::record::{self, Entry, EntryArena};
-use crate::wal::{check_chain, stop_error, EntrySink};
+use crate::wal::replay::decoder::Input;
+use crate::wal::replay::Reader;
+use crate::wal::EntrySink;
 
 /// Where a run of the recovered log starts: its position, and the frame of
 /// its first entry with the CRC chain before it.
@@ -121,7 +122,7 @@ impl LogRuns {
         }
         // the run holding `lo`, and those after it up to `hi`
         let first = self.runs.partition_point(|r| r.pos <= lo).saturating_sub(1);
-        let mut dec = Decoder::new(inputs);
+        let mut dec = Reader::new(&self.dir, inputs, false);
         let mut runs: Vec<Run> = Vec::new();
         if lo < hi {
             runs = self.runs[first..]
@@ -190,7 +191,7 @@ impl EntrySink for LogRuns {
 /// The second pass: the recovered entries of a range, in order.
 pub struct Scan {
     dir: PathBuf,
-    dec: Decoder,
+    dec: Reader,
     /// The runs from the one holding `lo`; `next` is the one after the
     /// current.
     runs: Vec<Run>,
@@ -221,10 +222,9 @@ impl Scan {
                         self.start_index + 1 + self.expected as u64
                     )))
                 }
-                Err(stop) => return Err(stop_error(stop, &self.dec, &self.dir)),
+                Err(stop) => return Err(self.dec.error(stop)),
             };
-            let (seg, offset, rtype, crc) =
-                (frame.seg, frame.offset, frame.rec.rtype, frame.rec.crc);
+            let (seg, offset, rtype) = (frame.seg, frame.offset, frame.rec.rtype);
             if let Some(r) = self.runs.get(self.next) {
                 if (r.seg as usize, r.offset) == (seg, offset) {
                     self.expected = r.pos;
@@ -236,11 +236,7 @@ impl Scan {
                 record::ENTRY if self.expected < region_end => {
                     let data = frame.rec.data.unwrap_or(&[]);
                     let e = record::decode_entry(data).map_err(|e| Error::Corrupt {
-                        file: self
-                            .dir
-                            .join(&self.dec.inputs[seg].name)
-                            .display()
-                            .to_string(),
+                        file: self.dec.path(seg),
                         offset,
                         what: format!("entry data: {e}"),
                     })?;
@@ -254,14 +250,7 @@ impl Scan {
                         }
                     }
                 }
-                record::CRC => {
-                    let name = self
-                        .dir
-                        .join(&self.dec.inputs[seg].name)
-                        .display()
-                        .to_string();
-                    check_chain(&mut self.dec, crc, name, offset)?;
-                }
+                // crc records: the reader checks the chain itself
                 _ => {}
             }
         }

@@ -179,6 +179,15 @@ pub struct Entry {
     pub data: Option<Vec<u8>>,
 }
 
+/// Length of the entry `encode_entry` writes, given its data's length.
+pub fn entry_len(term: u64, index: u64, etype: i32, data_len: Option<usize>) -> usize {
+    let mut n = 3 + uvarint_len(i64::from(etype) as u64) + uvarint_len(term) + uvarint_len(index);
+    if let Some(d) = data_len {
+        n += 1 + uvarint_len(d as u64) + d;
+    }
+    n
+}
+
 pub fn encode_entry(out: &mut Vec<u8>, term: u64, index: u64, etype: i32, data: Option<&[u8]>) {
     out.push(0x08);
     put_uvarint(out, i64::from(etype) as u64);
@@ -269,52 +278,64 @@ impl EntryArena {
 
     /// Decode an entry record's payload and append it.
     pub fn push_decoded(&mut self, buf: &[u8]) -> Result<&EntryMeta, DecodeError> {
-        let mut w = Wire::new(buf);
+        Ok(self.push(decode_entry_ref(buf)?))
+    }
+
+    /// Append a decoded entry.
+    pub fn push(&mut self, e: EntryView<'_>) -> &mut EntryMeta {
         let start = self.bytes.len();
-        let mut m = EntryMeta {
-            term: 0,
-            index: 0,
-            etype: 0,
+        if let Some(d) = e.data {
+            self.bytes.extend_from_slice(d);
+        }
+        self.metas.push(EntryMeta {
+            term: e.term,
+            index: e.index,
+            etype: e.etype,
             start,
-            len: None,
+            len: e.data.map(<[u8]>::len),
             seg: 0,
             frame_offset: 0,
             prev_crc: 0,
-        };
-        let mut data: Option<&[u8]> = None;
-        while let Some((field, value)) = w.next()? {
-            match (field, value) {
-                (1, Value::Varint(v)) => m.etype = i32::try_from(v).unwrap_or(-1),
-                (2, Value::Varint(v)) => m.term = v,
-                (3, Value::Varint(v)) => m.index = v,
-                (4, Value::Bytes(b)) => data = Some(b),
-                (1..=4, _) => return Err(DecodeError("wrong wire type in raftpb.Entry")),
-                _ => {}
-            }
-        }
-        if let Some(d) = data {
-            self.bytes.extend_from_slice(d);
-            m.len = Some(d.len());
-        }
-        self.metas.push(m);
-        Ok(&self.metas[self.metas.len() - 1])
+        });
+        let last = self.metas.len() - 1;
+        &mut self.metas[last]
     }
 }
 
-pub fn decode_entry(buf: &[u8]) -> Result<Entry, DecodeError> {
+/// raftpb.Entry borrowing its data from the bytes it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntryView<'a> {
+    pub term: u64,
+    pub index: u64,
+    pub etype: i32,
+    pub data: Option<&'a [u8]>,
+}
+
+/// Decode raftpb.Entry without copying its data.
+pub fn decode_entry_ref(buf: &[u8]) -> Result<EntryView<'_>, DecodeError> {
     let mut w = Wire::new(buf);
-    let mut e = Entry::default();
+    let mut e = EntryView::default();
     while let Some((field, value)) = w.next()? {
         match (field, value) {
             (1, Value::Varint(v)) => e.etype = i32::try_from(v).unwrap_or(-1),
             (2, Value::Varint(v)) => e.term = v,
             (3, Value::Varint(v)) => e.index = v,
-            (4, Value::Bytes(b)) => e.data = Some(b.to_vec()),
+            (4, Value::Bytes(b)) => e.data = Some(b),
             (1..=4, _) => return Err(DecodeError("wrong wire type in raftpb.Entry")),
             _ => {}
         }
     }
     Ok(e)
+}
+
+pub fn decode_entry(buf: &[u8]) -> Result<Entry, DecodeError> {
+    let e = decode_entry_ref(buf)?;
+    Ok(Entry {
+        term: e.term,
+        index: e.index,
+        etype: e.etype,
+        data: e.data.map(<[u8]>::to_vec),
+    })
 }
 
 /// raftpb.HardState.

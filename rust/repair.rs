@@ -2,67 +2,27 @@
 //! tail, keeping a `.broken` copy), `verify` (a strict read-only check) and
 //! `valid_snapshot_entries` (the snapshot records a restart may use).
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::decoder::{Decoder, Input, Stop};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::record::{self, HardState, WalSnap};
 use crate::segment;
-use crate::wal::{check_chain, stop_error, Seen};
-
-fn open_inputs(dir: &Path, names: &[segment::SegName]) -> Result<Vec<Input>> {
-    names
-        .iter()
-        .map(|n| {
-            let path = dir.join(&n.name);
-            let file = segment::open_file(&path, false)?;
-            let size = file
-                .metadata()
-                .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
-                .len();
-            Ok(Input {
-                name: n.name.clone(),
-                file: Arc::new(file),
-                size,
-            })
-        })
-        .collect()
-}
-
-/// Copy the segment at `path` to `<path>.broken`, then truncate it (open
-/// and locked as `file`) to `len` bytes and fsync it.
-fn cut_keeping_copy(path: &Path, file: &File, len: u64) -> Result<()> {
-    let mut broken = path.as_os_str().to_owned();
-    broken.push(".broken");
-    std::fs::copy(path, &broken).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot copy {} to {}.broken",
-                path.display(),
-                path.display()
-            ),
-            e,
-        )
-    })?;
-    file.set_len(len)
-        .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
-    fsutil::fdatasync(file).map_err(|e| Error::io(format!("cannot fsync {}", path.display()), e))
-}
+use crate::wal::replay::checks::Seen;
+use crate::wal::replay::decoder::Stop;
+use crate::wal::replay::{cut_keeping_copy, Reader};
 
 /// A decoder stop as an error; a torn record before the last segment
 /// cannot be a writer's unfinished tail, so it is corruption there.
-fn reader_error(stop: Stop, dec: &Decoder, dir: &Path) -> Error {
+fn reader_error(stop: Stop, reader: &Reader) -> Error {
     match stop {
-        Stop::Torn { seg, offset } if seg + 1 < dec.inputs.len() => Error::Corrupt {
-            file: dir.join(&dec.inputs[seg].name).display().to_string(),
+        Stop::Torn { seg, offset } if seg + 1 < reader.segments() => Error::Corrupt {
+            file: reader.path(seg),
             offset,
             what: "torn or truncated record before the last segment".into(),
         },
-        stop => stop_error(stop, dec, dir),
+        stop => reader.error(stop),
     }
 }
 
@@ -112,13 +72,13 @@ pub fn repair(dir: &Path) -> Result<bool> {
     let start = restart_point(dir)?;
     // verify reports a torn record only once every record before it passed
     // its checks, so a torn tail here is the only damage there is.
-    let off = match verify_as(dir, &start, Reader::Owner) {
+    let off = match verify_as(dir, &start, Who::Owner) {
         Ok(_) => return Ok(true),
         Err(Error::TornTail { file, offset }) if file == path.display().to_string() => offset,
         Err(e) => return Err(e),
     };
     cut_keeping_copy(&path, &file, off)?;
-    verify_as(dir, &start, Reader::Owner)?;
+    verify_as(dir, &start, Who::Owner)?;
     Ok(true)
 }
 
@@ -126,57 +86,47 @@ pub fn repair(dir: &Path) -> Result<bool> {
 /// non-zero bytes after a segment's end of log are reported too. Returns
 /// the last HardState.
 pub fn verify(dir: &Path, snap: &WalSnap) -> Result<HardState> {
-    verify_as(dir, snap, Reader::Live)
+    verify_as(dir, snap, Who::Live)
 }
 
 /// Who reads: a tool beside a writer that may be live, or the owner of the
 /// WAL lock, for whom nothing is being written meanwhile.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Reader {
+enum Who {
     Live,
     Owner,
 }
 
-fn verify_as(dir: &Path, snap: &WalSnap, reader: Reader) -> Result<HardState> {
-    segment::relisting(|| verify_once(dir, snap, reader))
+fn verify_as(dir: &Path, snap: &WalSnap, who: Who) -> Result<HardState> {
+    segment::relisting(|| verify_once(dir, snap, who))
 }
 
-fn verify_once(dir: &Path, snap: &WalSnap, reader: Reader) -> Result<HardState> {
+fn verify_once(dir: &Path, snap: &WalSnap, who: Who) -> Result<HardState> {
     let names = segment::select(dir, snap.index)?;
-    let inputs = open_inputs(dir, &names)?;
-    let paths: Vec<String> = names
-        .iter()
-        .map(|n| dir.join(&n.name).display().to_string())
-        .collect();
-    let mut dec = Decoder::new(inputs);
-    dec.check_trailing_zeros = true;
+    // `verify` reads live directories too: a live reader reads a
+    // damaged-looking tail again before reporting it.
+    let mut reader = Reader::open(dir, &names, who == Who::Live)?;
+    let paths: Vec<String> = (0..reader.segments()).map(|k| reader.path(k)).collect();
     let mut seen = Seen::default();
     let mut next_index: Option<u64> = None;
-    let mut rereads = 0;
     loop {
-        let f = match dec.next_frame() {
+        let f = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(stop) => {
-                // `verify` reads live directories too: see `reread_tail`
-                if reader == Reader::Live && dec.reread_tail(&stop, &mut rereads) {
-                    continue;
-                }
-                return Err(reader_error(stop, &dec, dir));
-            }
+            Err(stop) => return Err(reader_error(stop, &reader)),
         };
-        rereads = 0;
-        let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
+        let (seg, offset, rtype) = (f.seg, f.offset, f.rec.rtype);
         let data = f.rec.data;
         let file = || paths[seg].clone();
         match rtype {
             record::ENTRY => {
-                let e =
-                    record::decode_entry(data.unwrap_or(&[])).map_err(|err| Error::Corrupt {
+                let e = record::decode_entry_ref(data.unwrap_or(&[])).map_err(|err| {
+                    Error::Corrupt {
                         file: file(),
                         offset,
                         what: format!("entry data: {err}"),
-                    })?;
+                    }
+                })?;
                 seen.entry(e.index, e.term, e.etype, &file, offset)?;
                 if e.index > snap.index {
                     let expected = next_index.unwrap_or(snap.index + 1);
@@ -191,16 +141,10 @@ fn verify_once(dir: &Path, snap: &WalSnap, reader: Reader) -> Result<HardState> 
                     next_index = Some(e.index + 1);
                 }
             }
-            record::CRC => check_chain(&mut dec, rcrc, file(), offset)?,
+            // The reader checked the chain.
+            record::CRC => {}
             rtype => seen.record(rtype, data, snap, &file, offset)?,
         }
-    }
-    if let Some((seg, offset)) = dec.dirty_tail {
-        return Err(Error::Corrupt {
-            file: paths[seg].clone(),
-            offset,
-            what: "non-zero bytes after the end of the log".into(),
-        });
     }
     seen.finish(snap)?;
     Ok(seen.state)
@@ -220,37 +164,23 @@ fn valid_snapshot_entries_once(dir: &Path) -> Result<Vec<WalSnap>> {
             dir.display()
         )));
     }
-    let inputs = open_inputs(dir, &names)?;
-    let paths: Vec<String> = names
-        .iter()
-        .map(|n| dir.join(&n.name).display().to_string())
-        .collect();
-    let count = inputs.len();
-    let mut dec = Decoder::new(inputs);
+    // The last segment's newest page may be caught mid-write by this
+    // reader: it reads it again before calling it damage.
+    let mut reader = Reader::open(dir, &names, true)?;
+    let paths: Vec<String> = (0..reader.segments()).map(|k| reader.path(k)).collect();
+    let count = reader.segments();
     let mut snaps = Vec::new();
     let mut state = HardState::default();
-    let mut rereads = 0;
     loop {
-        let f = match dec.next_frame() {
+        let f = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(stop) => {
-                // The last segment's newest page may be caught mid-write
-                // by this reader: read it again before calling it damage.
-                if dec.reread_tail(&stop, &mut rereads) {
-                    continue;
-                }
-                match stop {
-                    // A reader stops at a torn tail (a live writer's
-                    // unfinished record); a torn record before the last
-                    // segment is damage.
-                    Stop::Torn { seg, .. } if seg + 1 == count => break,
-                    stop => return Err(reader_error(stop, &dec, dir)),
-                }
-            }
+            // A reader stops at a torn tail (a live writer's unfinished
+            // record); a torn record before the last segment is damage.
+            Err(Stop::Torn { seg, .. }) if seg + 1 == count => break,
+            Err(stop) => return Err(reader_error(stop, &reader)),
         };
-        rereads = 0;
-        let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
+        let (seg, offset, rtype) = (f.seg, f.offset, f.rec.rtype);
         match rtype {
             record::SNAPSHOT => {
                 let s = record::decode_wal_snap(f.rec.data.unwrap_or(&[])).map_err(|err| {
@@ -271,7 +201,7 @@ fn valid_snapshot_entries_once(dir: &Path) -> Result<Vec<WalSnap>> {
                     }
                 })?;
             }
-            record::CRC => check_chain(&mut dec, rcrc, paths[seg].clone(), offset)?,
+            // The reader checked the chain of crc records.
             _ => {}
         }
     }
@@ -351,29 +281,26 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             break;
         }
     }
-    let inputs = open_inputs(dir, &names[..usable])?;
-    let mut dec = Decoder::new(inputs);
-    dec.check_trailing_zeros = true;
+    let mut reader = Reader::open(dir, &names[..usable], false)?;
     let mut bad: Option<(usize, u64, &'static str, String)> = None;
     // The highest index the next entry may have (None: no entry yet). A
     // snapshot record at S lets the log go on at S + 1.
     let mut next_max: Option<u64> = None;
     loop {
-        let f = match dec.next_frame() {
+        let f = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(Stop::Io(e, name)) => {
-                return Err(Error::io(
-                    format!("cannot read {}", dir.join(name).display()),
-                    e,
-                ))
-            }
+            Err(stop @ Stop::Io(..)) => return Err(reader.error(stop)),
             Err(Stop::Torn { seg, offset }) => {
                 bad = Some((seg, offset, "torn", "torn or truncated record".into()));
                 break;
             }
             Err(Stop::Crc { seg, offset }) => {
                 bad = Some((seg, offset, "corrupt", "crc mismatch".into()));
+                break;
+            }
+            Err(Stop::Chain { seg, offset }) => {
+                bad = Some((seg, offset, "corrupt", "crc chain broken".into()));
                 break;
             }
             Err(Stop::Corrupt { seg, offset, what }) => {
@@ -386,9 +313,9 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
                 break;
             }
         };
-        let (seg, offset, rtype, rcrc) = (f.seg, f.offset, f.rec.rtype, f.rec.crc);
+        let (seg, offset, rtype) = (f.seg, f.offset, f.rec.rtype);
         let problem = match rtype {
-            record::ENTRY => match record::decode_entry(f.rec.data.unwrap_or(&[])) {
+            record::ENTRY => match record::decode_entry_ref(f.rec.data.unwrap_or(&[])) {
                 Ok(e) if next_max.is_some_and(|m| e.index > m) => Some(format!(
                     "index gap: entry {}, expected at most {}",
                     e.index,
@@ -409,15 +336,8 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
                 }
                 Err(err) => Some(format!("snapshot: {err}")),
             },
-            record::CRC => {
-                if dec.crc != 0 && dec.crc != rcrc {
-                    Some("crc chain broken".to_string())
-                } else {
-                    dec.crc = rcrc;
-                    None
-                }
-            }
-            record::METADATA | record::STATE => None,
+            // The reader checked the chain.
+            record::CRC | record::METADATA | record::STATE => None,
             t => Some(format!("unexpected block type {t}")),
         };
         if let Some(p) = problem {
@@ -425,9 +345,6 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             break;
         }
     }
-    // Non-zero bytes after a segment's end of log: cut them off that
-    // segment only (the log goes on in the next one, chain checked).
-    let mut only_cut = false;
     let (cut_seg, cut_off) = match bad {
         Some((seg, offset, kind, detail)) => {
             out.kind = kind;
@@ -439,15 +356,7 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
             out.detail = format!("segment sequence gap before {}", names[usable].name);
             (usable, None)
         }
-        None => match dec.dirty_tail {
-            Some((seg, offset)) => {
-                out.kind = "corrupt";
-                out.detail = "non-zero bytes after the end of the log".into();
-                only_cut = true;
-                (seg, Some(offset))
-            }
-            None => return Ok(out),
-        },
+        None => return Ok(out),
     };
     // Every segment about to change must be free of writers first.
     let mut held = Vec::new();
@@ -459,9 +368,7 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
         cut_keeping_copy(&path, &held[0], offset)?;
         out.damaged = Some((path.display().to_string(), offset));
     }
-    let first_moved = if only_cut {
-        names.len()
-    } else if cut_off.is_some() {
+    let first_moved = if cut_off.is_some() {
         cut_seg + 1
     } else {
         cut_seg
@@ -481,4 +388,79 @@ pub fn salvage(dir: &Path) -> Result<Salvage> {
     fsutil::sync_dir(dir).map_err(|e| Error::io(format!("cannot fsync {}", dir.display()), e))?;
     drop(held);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::{save_range, Wal};
+
+    /// Offset just past the last good frame of the last segment of `dir`.
+    fn end_of_log(dir: &Path) -> u64 {
+        let mut r = Reader::open(dir, &segment::list(dir).unwrap(), false).unwrap();
+        while r.next_frame().unwrap().is_some() {}
+        r.end_offset()
+    }
+
+    #[test]
+    fn repair_cuts_a_torn_tail_keeping_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 1 << 20).unwrap();
+        save_range(&mut w, 1, 1, 20, |_| 100);
+        w.close().unwrap();
+        let seg = d.join(segment::wal_name(0, 0));
+        let end = end_of_log(&d);
+        // The last frame (the batch's HardState) ends in zeros: a write
+        // that never finished.
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[end as usize - 8..end as usize].fill(0);
+        std::fs::write(&seg, &bytes).unwrap();
+        assert!(matches!(
+            verify(&d, &WalSnap::default()),
+            Err(Error::TornTail { .. })
+        ));
+        assert!(repair(&d).unwrap());
+        let broken = std::fs::read(d.join(format!("{}.broken", segment::wal_name(0, 0))));
+        assert_eq!(broken.unwrap(), bytes);
+        verify(&d, &WalSnap::default()).unwrap();
+        let mut r = Wal::open(&d, WalSnap::default(), false, 1 << 20).unwrap();
+        assert_eq!(r.read_all().unwrap().last_index, 20);
+        // Nothing left to repair.
+        assert!(repair(&d).unwrap());
+        assert!(!repair(&dir.path().join("missing")).unwrap());
+    }
+
+    #[test]
+    fn salvage_stops_at_a_broken_crc_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let mut w = Wal::create(&d, None, 4096).unwrap();
+        for k in 0..12 {
+            save_range(&mut w, 1, k * 10 + 1, k * 10 + 10, |_| 100);
+        }
+        w.close().unwrap();
+        let names = segment::list(&d).unwrap();
+        assert!(names.len() >= 3);
+        // The second segment's crc record carries the chain so far: change
+        // it (the first byte of its varint, continuation bit kept).
+        let second = d.join(&names[1].name);
+        let mut bytes = std::fs::read(&second).unwrap();
+        assert_eq!(&bytes[8..11], &[0x08, record::CRC as u8, 0x10]);
+        bytes[11] ^= 1;
+        std::fs::write(&second, &bytes).unwrap();
+        match verify(&d, &WalSnap::default()) {
+            Err(Error::CrcMismatch { file, offset: 0 }) => {
+                assert_eq!(file, second.display().to_string())
+            }
+            other => panic!("{other:?}"),
+        }
+        let out = salvage(&d).unwrap();
+        assert_eq!(out.kind, "corrupt");
+        assert_eq!(out.detail, "crc chain broken");
+        assert_eq!(out.damaged, Some((second.display().to_string(), 0)));
+        assert_eq!(out.moved.len(), names.len() - 2);
+        assert_eq!(std::fs::metadata(&second).unwrap().len(), 0);
+        assert_eq!(salvage(&d).unwrap().kind, "");
+    }
 }

@@ -8,10 +8,10 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use raftwal::record::WalSnap;
-use raftwal::{repair, wal::Wal};
+use raftwal::repair;
+use raftwal::wal::{Wal, DEFAULT_SEGMENT_SIZE as SEGMENT_SIZE};
 
 const SEGMENT: &str = "0000000000000000-0000000000000000.wal";
-const SEGMENT_SIZE: u64 = 64_000_000;
 
 fn fresh_copy(data: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -20,6 +20,7 @@ __all__ = [
     "histogram_buckets",
     "metadata_fits",
     "purge_segments",
+    "recover",
     "repair",
     "replay_runs",
     "salvage",
@@ -47,6 +48,14 @@ def purge_segments(dirpath: str | PathLike[str], keep: int) -> list[str]: ...
 def valid_snapshot_entries(
     dirpath: str | PathLike[str],
 ) -> list[tuple[int, int, bytes | None]]: ...
+def recover(
+    dirpath: str | PathLike[str],
+    index: int,
+    term: int,
+    mode: str,
+    entry_cls: Callable[[int, int, int, bytes | None], Any],
+    segment_size: int = ...,
+) -> tuple[Wal, tuple[bytes | None, tuple[int, int, int], list[Any]], dict[str, Any]]: ...
 
 @disjoint_base
 class EntryBase:

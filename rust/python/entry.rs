@@ -78,16 +78,8 @@ impl EntryBase {
     /// Length of the entry's serialized form.
     #[pyo3(name = "ByteSize")]
     fn byte_size(&self, py: Python<'_>) -> PyResult<usize> {
-        let etype = self.etype;
-        let mut n = 3
-            + record::uvarint_len(i64::from(etype) as u64)
-            + record::uvarint_len(self.term)
-            + record::uvarint_len(self.index);
-        if let Some(d) = &self.data {
-            let len = d.bind(py).as_bytes().len();
-            n += 1 + record::uvarint_len(len as u64) + len;
-        }
-        Ok(n)
+        let len = self.data.as_ref().map(|d| d.bind(py).as_bytes().len());
+        Ok(record::entry_len(self.term, self.index, self.etype, len))
     }
 }
 

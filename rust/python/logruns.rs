@@ -12,7 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::entry::EntryFactory;
-use super::{to_py, to_py_in, PyWal};
+use super::errors::{to_py, to_py_in};
+use super::wal::PyWal;
 use crate::error::Error;
 use crate::logruns::{LogRuns, Scan};
 
@@ -22,14 +23,14 @@ use crate::logruns::{LogRuns, Scan};
 pub fn replay_runs<'py>(py: Python<'py>, wal: &Bound<'py, PyWal>) -> PyResult<Bound<'py, PyTuple>> {
     let wal = wal.get();
     let res = py.detach(|| {
-        let mut w = wal.lock();
+        let mut w = wal.wal.lock();
         let files = w.replay_inputs();
         let mut runs = LogRuns::new(w.dir(), files);
         let r = w.read_all_with(Some(&mut runs))?;
         runs.finish(&r.entries, r.last_index)?;
         Ok::<_, Error>((r.metadata, r.state, runs))
     });
-    let (metadata, state, runs) = res.map_err(to_py_in(&wal.dir))?;
+    let (metadata, state, runs) = res.map_err(to_py_in(wal.wal.dir()))?;
     let md = metadata.map(|m| PyBytes::new(py, &m));
     let hs = (state.term, state.vote, state.commit);
     let runs = Bound::new(

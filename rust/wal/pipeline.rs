@@ -1,5 +1,10 @@
-//! Zeros written ahead of the writer in a tail segment that was only
-//! fallocated.
+//! What keeps the tail ready ahead of the writer: etcd's `file_pipeline.go`
+//! and more.
+//!
+//! * `Pipeline`: one preallocated, locked spare segment (`N.tmp`) ready for
+//!   the next cut, zero-filled in the background once the tail is half full.
+//! * `ZeroAhead`: zeros written ahead of the writer in a tail segment that
+//!   was only fallocated.
 //!
 //! On ext4 (and other extent file systems) fallocated blocks are
 //! "unwritten": the first fdatasync after data lands in one must also
@@ -15,11 +20,172 @@
 //! zero ever lands on a record.
 
 use std::fs::File;
+use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::fsutil;
+
+/// A spare segment: the file, its `N.tmp` path, and whether it is zero-filled whole.
+pub(super) type Spare = (File, PathBuf, bool);
+
+/// Keeps one preallocated, locked `N.tmp` file ready for the next cut.
+///
+/// The spare is also filled with zeros ahead of time, in the background,
+/// once the tail is half full (so a short-lived WAL never pays for it): on
+/// file systems like ext4, fallocated blocks are "unwritten" and the first
+/// fdatasync into each of them must also commit an extent change, which
+/// roughly halves sync throughput for larger writes. Zeros are what
+/// fallocate would read back anyway, so the bytes stay etcd's. A cut that
+/// needs the spare before the filling is done takes it at once.
+pub(super) struct Pipeline {
+    rx: Option<Receiver<io::Result<Spare>>>,
+    handle: Option<JoinHandle<()>>,
+    /// Spares asked for so far; the allocator knows how many it handed over.
+    /// Counters, not flags: a flag reset by the allocator after a hand-over
+    /// could erase the next request if the writer asks again quickly.
+    requested: Arc<AtomicU64>,
+    /// Spares received so far (the current tail came with the last one).
+    taken: u64,
+    /// `k + 1` once the tail that came with spare `k` is half full: time
+    /// to zero-fill the next spare.
+    fill_for: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Write zeros over `[0, size)` in 1 MiB steps and sync them, giving up
+/// early (harmlessly) when `hurry` says the file is needed now.
+fn zero_fill(f: &File, size: u64, hurry: &dyn Fn() -> bool) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(size as usize)];
+    let mut off = 0u64;
+    while off < size {
+        if hurry() {
+            return Ok(false);
+        }
+        let n = (size - off).min(CHUNK as u64) as usize;
+        f.write_all_at(&zeros[..n], off)?;
+        off += n as u64;
+    }
+    fsutil::fdatasync(f)?;
+    Ok(true)
+}
+
+impl Pipeline {
+    pub(super) fn start(dir: &Path, size: u64) -> Pipeline {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Spare>>(0);
+        let dir = dir.to_path_buf();
+        let requested = Arc::new(AtomicU64::new(0));
+        let fill_for = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r2, f2, s2) = (requested.clone(), fill_for.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("raftwal-pipeline".into())
+            .spawn(move || {
+                let mut served = 0u64;
+                loop {
+                    let path = dir.join(format!("{}.tmp", served % 2));
+                    let made = (|| {
+                        let f = fsutil::create_locked(&path, true)?
+                            .ok_or_else(|| io::Error::other("lock not granted"))?;
+                        // A spare left by a crash may hold a header from an
+                        // unfinished cut: start from zeros (etcd reuses it as is).
+                        f.set_len(0)?;
+                        fsutil::preallocate(&f, size)?;
+                        let hurry =
+                            || r2.load(Ordering::SeqCst) > served || s2.load(Ordering::SeqCst);
+                        let mut zeroed = false;
+                        while !hurry() {
+                            if f2.load(Ordering::SeqCst) > served {
+                                zeroed = zero_fill(&f, size, &hurry)?;
+                                break;
+                            }
+                            // Every change `hurry` or the fill request look
+                            // at comes with an unpark (`take`, `progress`,
+                            // `stop`), and an unpark that comes first makes
+                            // this return at once: sleep until there is work.
+                            std::thread::park();
+                        }
+                        Ok((f, zeroed))
+                    })();
+                    match made {
+                        Ok((f, zeroed)) => {
+                            if tx.send(Ok((f, path.clone(), zeroed))).is_err() {
+                                // The WAL closed: the spare is not needed.
+                                let _ = std::fs::remove_file(&path);
+                                return;
+                            }
+                            served += 1;
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&path);
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            })
+            .ok();
+        Pipeline {
+            rx: Some(rx),
+            handle,
+            requested,
+            taken: 0,
+            fill_for,
+            stop,
+        }
+    }
+
+    fn unpark(&self) {
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
+        }
+    }
+
+    /// The tail has reached `offset` of `size` bytes: past half, start
+    /// filling the spare.
+    pub(super) fn progress(&self, offset: u64, size: u64) {
+        if offset >= size / 2 && self.fill_for.load(Ordering::SeqCst) <= self.taken {
+            self.fill_for.store(self.taken + 1, Ordering::SeqCst);
+            self.unpark();
+        }
+    }
+
+    pub(super) fn take(&mut self) -> io::Result<Spare> {
+        self.requested.fetch_add(1, Ordering::SeqCst);
+        self.unpark();
+        let got = match &self.rx {
+            Some(rx) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("segment allocator stopped"))),
+            None => Err(io::Error::other("segment allocator stopped")),
+        };
+        if got.is_ok() {
+            self.taken += 1;
+        }
+        got
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.unpark();
+        self.rx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 const PAGE: u64 = 4096;
 

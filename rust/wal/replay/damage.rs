@@ -1,8 +1,4 @@
-//! Reading frames back: one decoder runs over the selected segments in
-//! order, checking every record's CRC against the running chain.
-//!
-//! End of a segment: a clean end of file, or a zero length word with
-//! nothing but zeros after it (the preallocated, never-written space).
+//! Telling a torn final write from damage, for the decoder.
 //!
 //! Damage is told apart from a torn final write by what a torn write can
 //! leave. Sectors (512 bytes) are written whole or not at all, possibly out
@@ -21,200 +17,23 @@
 //!   length word that runs over valid records was changed, not torn;
 //! * a length at or above etcd 3.4's limit (10 MiB minus the padding) is
 //!   `TooLarge` wherever it is, as etcd 3.4 reports it.
-//!
-//! Lengths are checked against what the file holds before anything is
-//! allocated.
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 
+use super::decoder::{Decoder, Stop, MAX_RECORD, MIN_RECORD, READ_CHUNK, SECTOR};
 use crate::crc;
 use crate::frame;
-use crate::record::{self, Record};
-
-const SECTOR: u64 = 512;
-const READ_CHUNK: usize = 1 << 20;
-/// How often a reader reads a damaged-looking tail again (`reread_tail`).
-const REREADS: u32 = 7;
-
-/// etcd 3.4 refuses a record of `n` bytes and `pad` padding when
-/// `n >= MAX_RECORD - pad` ("max entry size limit exceeded").
-pub const MAX_RECORD: u64 = 10 * 1024 * 1024;
-
-/// Smallest record: a type and a CRC field.
-const MIN_RECORD: u64 = 4;
-
-/// One segment to read.
-pub struct Input {
-    pub name: String,
-    pub file: Arc<File>,
-    pub size: u64,
-}
-
-/// Why decoding stopped early.
-#[derive(Debug)]
-pub enum Stop {
-    /// A short frame or torn write; `offset` is its length word's offset.
-    Torn {
-        seg: usize,
-        offset: u64,
-    },
-    Crc {
-        seg: usize,
-        offset: u64,
-    },
-    Corrupt {
-        seg: usize,
-        offset: u64,
-        what: String,
-    },
-    /// A length word at or above etcd 3.4's limit.
-    TooLarge {
-        seg: usize,
-        offset: u64,
-        len: u64,
-    },
-    Io(io::Error, String),
-}
-
-impl Stop {
-    /// The segment (position in the decoder's inputs) where decoding stopped.
-    pub fn seg(&self) -> Option<usize> {
-        match self {
-            Stop::Torn { seg, .. }
-            | Stop::Crc { seg, .. }
-            | Stop::Corrupt { seg, .. }
-            | Stop::TooLarge { seg, .. } => Some(*seg),
-            Stop::Io(..) => None,
-        }
-    }
-}
-
-/// A decoded frame: where it is and its record; `data` borrows the decoder.
-pub struct Frame<'a> {
-    pub seg: usize,
-    pub offset: u64,
-    pub rec: Record<'a>,
-}
-
-pub struct Decoder {
-    pub inputs: Vec<Input>,
-    cur: usize,
-    /// Offset just past the last good frame of the current segment.
-    pub last_valid_off: u64,
-    /// The running CRC chain.
-    pub crc: u32,
-    buf: Vec<u8>,
-    buf_off: u64,
-    /// Kept for callers; every reader now checks that a segment is all
-    /// zeros after its end of log.
-    pub check_trailing_zeros: bool,
-    /// Never set any more: non-zero bytes after a segment's end of log stop
-    /// the decoder (`Torn` or `Corrupt`).
-    pub dirty_tail: Option<(usize, u64)>,
-}
+use crate::record;
 
 impl Decoder {
-    pub fn new(inputs: Vec<Input>) -> Self {
-        Decoder {
-            inputs,
-            cur: 0,
-            last_valid_off: 0,
-            crc: 0,
-            buf: Vec::new(),
-            buf_off: 0,
-            check_trailing_zeros: false,
-            dirty_tail: None,
-        }
-    }
-
-    /// Forget what was read of the current segment and take its size
-    /// again, so that the next frame is decoded from fresh bytes (a reader
-    /// beside a live writer may have caught a page in the middle of a write).
-    pub fn refresh(&mut self) -> io::Result<()> {
-        self.buf.clear();
-        self.buf_off = 0;
-        if let Some(inp) = self.inputs.get_mut(self.cur) {
-            inp.size = inp.file.metadata()?.len();
-        }
-        Ok(())
-    }
-
-    /// Whether damage at `stop` should be read again before it is
-    /// reported: it is in the last segment, a writer holds that segment's
-    /// lock (a reader beside a live writer can catch the newest page half
-    /// written: zeros, then later bytes), and fewer than `REREADS`
-    /// re-reads were made. If so, waits
-    /// (2, 4, 8, ... ms: about a quarter of a second in all, so a writer
-    /// descheduled in the middle of a write on a loaded machine finishes
-    /// it) and forgets what it read of that segment.
-    pub fn reread_tail(&mut self, stop: &Stop, rereads: &mut u32) -> bool {
-        let Some(last) = self.inputs.len().checked_sub(1) else {
-            return false;
-        };
-        if stop.seg() != Some(last) || *rereads >= REREADS {
-            return false;
-        }
-        // No writer holds the segment: nothing is being written into it,
-        // what was read is what there is.
-        if *rereads == 0 && !crate::fsutil::held_by_another(&self.inputs[last].file) {
-            return false;
-        }
-        *rereads += 1;
-        std::thread::sleep(std::time::Duration::from_millis(1 << *rereads));
-        self.refresh().is_ok()
-    }
-
-    /// Index of the segment being read (the last one once done).
-    pub fn current(&self) -> usize {
-        self.cur.min(self.inputs.len().saturating_sub(1))
-    }
-
-    /// Make `buf` cover [off, off+n) of the current file if the file has
-    /// those bytes; return how many of them are available.
-    fn fill(&mut self, off: u64, n: usize) -> io::Result<usize> {
-        let inp = &self.inputs[self.cur];
-        let have_start = off >= self.buf_off;
-        let have_end = off + n as u64 <= self.buf_off + self.buf.len() as u64;
-        if have_start && have_end {
-            return Ok(n);
-        }
-        let want = n.max(READ_CHUNK);
-        let avail = inp.size.saturating_sub(off);
-        let len = (want as u64).min(avail) as usize;
-        self.buf.resize(len, 0);
-        let mut got = 0;
-        while got < len {
-            match inp.file.read_at(&mut self.buf[got..], off + got as u64) {
-                Ok(0) => break,
-                Ok(k) => got += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.buf.truncate(got);
-        self.buf_off = off;
-        Ok(got.min(n))
-    }
-
-    fn slice(&self, off: u64, n: usize) -> &[u8] {
-        let s = (off - self.buf_off) as usize;
-        &self.buf[s..s + n]
-    }
-
-    fn is_last(&self) -> bool {
-        self.cur + 1 == self.inputs.len()
-    }
-
     /// Whether a frame of the last segment that failed its checks looks like
     /// a write that never finished rather than changed bytes: its record
     /// ends in zeros and nothing but zeros follows it to the end of the
     /// file. A record whose last sector was only partly written before a
     /// crash looks like this; etcd's test (a whole zero sector, below)
     /// misses it when the frame is shorter than a sector.
-    fn unfinished_tail(&mut self, body_start: u64, n: u64) -> bool {
+    pub(super) fn unfinished_tail(&mut self, body_start: u64, n: u64) -> bool {
         if !self.is_last() || n == 0 {
             return false;
         }
@@ -227,7 +46,7 @@ impl Decoder {
 
     /// True if the body at [start, start+len) of the current file has a
     /// 512-byte-aligned chunk that is entirely zero.
-    fn torn_body(&self, start: u64, len: usize) -> bool {
+    pub(super) fn torn_body(&self, start: u64, len: usize) -> bool {
         let mut pos = start;
         let end = start + len as u64;
         while pos < end {
@@ -240,15 +59,6 @@ impl Decoder {
             pos = stop;
         }
         false
-    }
-
-    fn io_err(&self, e: io::Error) -> Stop {
-        let name = self
-            .inputs
-            .get(self.cur)
-            .map(|i| i.name.clone())
-            .unwrap_or_default();
-        Stop::Io(e, name)
     }
 
     fn trailing_zeros_ok(&mut self, from: u64) -> io::Result<bool> {
@@ -397,7 +207,7 @@ impl Decoder {
     /// the frame's length word says it ends, if inside the file; `stored`
     /// the CRC its record holds, if it parsed (a valid frame at `end` that
     /// continues it counts as valid records after it).
-    fn verdict(
+    pub(super) fn verdict(
         &mut self,
         off: u64,
         end: Option<u64>,
@@ -448,7 +258,7 @@ impl Decoder {
 
     /// At a zero length word at `off`: the segment's end of log if nothing
     /// but zeros follows, otherwise the damage it stands for.
-    fn check_end(&mut self, off: u64) -> Result<(), Stop> {
+    pub(super) fn check_end(&mut self, off: u64) -> Result<(), Stop> {
         let seg = self.cur;
         let size = self.inputs[seg].size;
         let sector_end = ((off / SECTOR + 1) * SECTOR).min(size);
@@ -476,125 +286,6 @@ impl Decoder {
                 offset: off,
                 what: format!("non-zero bytes after the end of the log (offset {z})"),
             }),
-        }
-    }
-
-    /// The next frame, `Ok(None)` at the end of the last segment.
-    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Stop> {
-        loop {
-            if self.cur >= self.inputs.len() {
-                return Ok(None);
-            }
-            let off = self.last_valid_off;
-            let seg = self.cur;
-            let got = self
-                .fill(off, frame::LEN_WORD)
-                .map_err(|e| self.io_err(e))?;
-            let word = if got == frame::LEN_WORD {
-                u64::from_le_bytes(self.slice(off, 8).try_into().unwrap_or([0; 8]))
-            } else if got == 0 {
-                0
-            } else {
-                let found = Stop::Corrupt {
-                    seg,
-                    offset: off,
-                    what: "length word cut short by the end of the segment".into(),
-                };
-                return Err(self.verdict(off, None, None, true, found));
-            };
-            if word == 0 {
-                if got == frame::LEN_WORD {
-                    self.check_end(off)?;
-                }
-                if self.is_last() {
-                    self.cur += 1;
-                    return Ok(None);
-                }
-                self.cur += 1;
-                self.last_valid_off = 0;
-                self.buf.clear();
-                self.buf_off = 0;
-                continue;
-            }
-            let (n, pad) = frame::decode(word);
-            if n.saturating_add(pad) >= MAX_RECORD {
-                return Err(Stop::TooLarge {
-                    seg,
-                    offset: off,
-                    len: n,
-                });
-            }
-            let size = self.inputs[self.cur].size;
-            let body_start = off + frame::LEN_WORD as u64;
-            let remaining = size.saturating_sub(body_start);
-            if n + pad > remaining {
-                let found = Stop::Corrupt {
-                    seg,
-                    offset: off,
-                    what: format!("a record of {n} bytes runs past the end of the segment"),
-                };
-                return Err(self.verdict(off, None, None, true, found));
-            }
-            let body_len = (n + pad) as usize;
-            let end = body_start + n + pad;
-            let got = self
-                .fill(body_start, body_len)
-                .map_err(|e| self.io_err(e))?;
-            if got < body_len {
-                // The file shrank under us.
-                return Err(Stop::Torn { seg, offset: off });
-            }
-            // Padding is zeros whatever happened: only the record's bytes count.
-            let torn = self.is_last() && self.torn_body(body_start, n as usize);
-            let parsed = {
-                let body = self.slice(body_start, n as usize);
-                record::decode_record(body).map(|r| {
-                    let range = r
-                        .data
-                        .map(|d| (d.as_ptr() as usize - body.as_ptr() as usize, d.len()));
-                    (r.rtype, r.crc, range)
-                })
-            };
-            let (rtype, rcrc, range) = match parsed {
-                Ok(p) => p,
-                Err(e) => {
-                    let torn = torn || self.unfinished_tail(body_start, n);
-                    let found = Stop::Corrupt {
-                        seg,
-                        offset: off,
-                        what: e.to_string(),
-                    };
-                    return Err(self.verdict(off, Some(end), None, torn, found));
-                }
-            };
-            let body_idx = (body_start - self.buf_off) as usize;
-            if rtype != record::CRC {
-                let data = match range {
-                    Some((st, len)) => &self.buf[body_idx + st..body_idx + st + len],
-                    None => &[][..],
-                };
-                let c = crc::update(self.crc, data);
-                if c != rcrc {
-                    let torn = torn || self.unfinished_tail(body_start, n);
-                    let found = Stop::Crc { seg, offset: off };
-                    return Err(self.verdict(off, Some(end), Some(rcrc), torn, found));
-                }
-                self.crc = c;
-            }
-            self.last_valid_off = end;
-            // `verdict` and `unfinished_tail` may have moved the buffer.
-            let body_idx = (body_start - self.buf_off) as usize;
-            let data = range.map(|(st, len)| &self.buf[body_idx + st..body_idx + st + len]);
-            let rec = Record {
-                rtype,
-                crc: rcrc,
-                data,
-            };
-            return Ok(Some(Frame {
-                seg,
-                offset: off,
-                rec,
-            }));
         }
     }
 }
@@ -651,93 +342,12 @@ fn data_extent(file: &File, off: u64, to: u64) -> io::Result<(u64, u64)> {
     }
 }
 
-// --- starting in the middle of a log --------------------------------------
-
-impl Decoder {
-    /// Go on from the frame at `offset` of input `seg`, the CRC chain
-    /// standing at `crc` there (the `prev_crc` a replay recorded for it):
-    /// a reader that knows where a frame is need not decode what precedes it.
-    pub fn seek(&mut self, seg: usize, offset: u64, crc: u32) {
-        self.cur = seg;
-        self.last_valid_off = offset;
-        self.crc = crc;
-        self.buf.clear();
-        self.buf_off = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wal::replay::decoder::Input;
     use std::io::Write;
-
-    /// etcd's record_test.go vector: an unpadded 14-byte record, type 1.
-    const INFO_DATA: [u8; 4] = [0x08, 0xef, 0xfd, 0x02];
-
-    fn info_record() -> Vec<u8> {
-        let mut v = vec![
-            0x0e, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x01, 0x10, 0x99, 0xb5, 0xe4, 0xd0, 0x03, 0x1a, 0x04,
-        ];
-        v.extend_from_slice(&INFO_DATA);
-        v
-    }
-
-    fn decoder_over(bytes: &[u8]) -> (tempfile::TempDir, Decoder) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("0000000000000000-0000000000000000.wal");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
-        let file = File::open(&path).unwrap();
-        let size = bytes.len() as u64;
-        let dec = Decoder::new(vec![Input {
-            name: "seg".into(),
-            file: Arc::new(file),
-            size,
-        }]);
-        (dir, dec)
-    }
-
-    #[test]
-    fn reads_the_etcd_record_vector() {
-        let (_d, mut dec) = decoder_over(&info_record());
-        let f = dec.next_frame().unwrap().unwrap();
-        assert_eq!(f.rec.rtype, 1);
-        assert_eq!(f.rec.crc, crc::checksum(&INFO_DATA));
-        assert_eq!(f.rec.data, Some(&INFO_DATA[..]));
-        assert!(dec.next_frame().unwrap().is_none());
-    }
-
-    #[test]
-    fn short_inputs_are_torn() {
-        let rec = info_record();
-        let (_d, mut dec) = decoder_over(&[]);
-        assert!(dec.next_frame().unwrap().is_none());
-        for cut in [8, 10, rec.len() - 4, rec.len() - 8, 3] {
-            let (_d, mut dec) = decoder_over(&rec[..cut]);
-            assert!(
-                matches!(dec.next_frame(), Err(Stop::Torn { offset: 0, .. })),
-                "cut {cut}"
-            );
-        }
-    }
-
-    #[test]
-    fn changed_data_is_a_crc_mismatch() {
-        let mut rec = info_record();
-        *rec.last_mut().unwrap() = b'a';
-        let (_d, mut dec) = decoder_over(&rec);
-        assert!(matches!(dec.next_frame(), Err(Stop::Crc { offset: 0, .. })));
-    }
-
-    #[test]
-    fn huge_length_is_too_large_not_allocated() {
-        let mut v = (u64::MAX >> 8).to_le_bytes().to_vec();
-        v.extend_from_slice(&[0x08, 0x01]);
-        let (_d, mut dec) = decoder_over(&v);
-        assert!(matches!(dec.next_frame(), Err(Stop::TooLarge { .. })));
-    }
+    use std::sync::Arc;
 
     /// Frames of records of the given types and data, CRC-chained from 0
     /// (a crc record first, as a segment starts), and where each starts.
@@ -853,24 +463,6 @@ mod tests {
         );
         let (_d, mut dec) = many(&[stray, padded(Vec::new(), 64)]);
         assert!(matches!(run(&mut dec), Err(Stop::Corrupt { seg: 0, .. })));
-    }
-
-    #[test]
-    fn lengths_at_etcds_limit_are_too_large() {
-        for pad in [0u64, 5] {
-            for (n, too_large) in [(MAX_RECORD - pad, true), (MAX_RECORD - pad - 1, false)] {
-                let word = if pad == 0 { n } else { n | (0x80 | pad) << 56 };
-                let mut v = word.to_le_bytes().to_vec();
-                v.extend_from_slice(&[0x08, 0x02, 0x10, 0x00]);
-                let (_d, mut dec) = decoder_over(&v);
-                let stop = dec.next_frame().err();
-                if too_large {
-                    assert!(matches!(stop, Some(Stop::TooLarge { len, .. }) if len == n));
-                } else {
-                    assert!(matches!(stop, Some(Stop::Torn { .. })), "{stop:?}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! A page-aligned write buffer with the flushing rules of etcd's WAL writer.
+//! Framing records onto the tail segment: etcd's `encoder.go`.
 //!
-//! The bytes written do not depend on it, but *when* bytes reach the OS does,
-//! and etcd decides segment cuts from the OS-visible offset. Matching its
-//! buffering is what makes cut points (and so file names and sizes) equal.
+//! The encoder carries the CRC chain and frames each record (length word,
+//! record, padding to 8 bytes); the page writer below it hands bytes to the
+//! OS exactly when etcd's buffered writer does.
+//!
+//! The bytes written do not depend on the page writer, but *when* bytes
+//! reach the OS does, and etcd decides segment cuts from the OS-visible
+//! offset. Matching its buffering is what makes cut points (and so file
+//! names and sizes) equal.
 //!
 //! Rules: a write that fits under the 128 KiB watermark is buffered. One
 //! that does not first tops the buffer up to the next 4 KiB boundary (or, if
@@ -10,11 +15,20 @@
 //! then the buffer goes out; whole pages of a remainder longer than one page
 //! are written straight through, and the rest is buffered.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::sync::Arc;
+
+use super::pipeline::ZeroAhead;
+use crate::crc;
+use crate::failpoint;
+use crate::frame;
+use crate::record;
 
 pub const PAGE: usize = 4096;
 pub const WATERMARK: usize = 128 * 1024;
 
+/// A page-aligned write buffer with the flushing rules of etcd's WAL writer.
 pub struct PageWriter<W: Write> {
     inner: W,
     buf: Vec<u8>,
@@ -35,6 +49,7 @@ impl<W: Write> PageWriter<W> {
         }
     }
 
+    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
@@ -46,10 +61,6 @@ impl<W: Write> PageWriter<W> {
 
     pub fn get_ref(&self) -> &W {
         &self.inner
-    }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
     }
 
     pub fn write(&mut self, mut p: &[u8]) -> io::Result<()> {
@@ -91,6 +102,99 @@ impl<W: Write> PageWriter<W> {
         }
         res
     }
+}
+
+/// Writes to the tail at its current position (`pos`), first telling the
+/// zero-ahead thread where the writer is going.
+pub struct FileSink {
+    file: Arc<File>,
+    pos: u64,
+    zero: Option<Arc<ZeroAhead>>,
+}
+
+impl Write for FileSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if let Some(z) = &self.zero {
+            z.claim(self.pos + b.len() as u64);
+        }
+        let f = &*self.file;
+        failpoint::write_site("write_before", b, |buf| {
+            // A torn write keeps whole 512-byte sectors: what a crash or a
+            // power cut leaves of a write (the rest stays as it was, zeros).
+            use std::io::Seek;
+            let mut w = f;
+            let pos = w.stream_position()?;
+            let end = pos + buf.len() as u64;
+            let boundary = end.saturating_sub(1) / 512 * 512;
+            let keep = boundary.saturating_sub(pos) as usize;
+            w.write_all(&buf[..keep.min(buf.len())])
+        })?;
+        let n = (&*self.file).write(b)?;
+        self.pos += n as u64;
+        failpoint::hit("write_after")?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Frames records onto a segment, carrying the CRC chain.
+pub struct Encoder {
+    pw: PageWriter<FileSink>,
+    base: u64,
+    pub crc: u32,
+    rec: Vec<u8>,
+}
+
+impl Encoder {
+    /// An encoder appending to `file`, positioned at `offset`.
+    pub fn new(file: Arc<File>, offset: u64, crc: u32, zero: Option<Arc<ZeroAhead>>) -> Self {
+        let sink = FileSink {
+            file,
+            pos: offset,
+            zero,
+        };
+        Encoder {
+            pw: PageWriter::new(sink, offset),
+            base: offset,
+            crc,
+            rec: Vec::new(),
+        }
+    }
+
+    /// File offset the OS has seen (buffered bytes excluded), as etcd's
+    /// `Seek(0, io.SeekCurrent)` reports it.
+    pub fn os_offset(&self) -> u64 {
+        self.base + self.pw.flushed()
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.pw.get_ref().file
+    }
+
+    pub fn encode(&mut self, rtype: i64, data: Option<&[u8]>) -> io::Result<()> {
+        if let Some(d) = data {
+            self.crc = crc::update(self.crc, d);
+        }
+        self.rec.clear();
+        record::encode_record(&mut self.rec, rtype, self.crc, data);
+        let (word, pad) = frame::encode(self.rec.len());
+        self.rec.resize(self.rec.len() + pad, 0);
+        self.pw.write(&word.to_le_bytes())?;
+        self.pw.write(&self.rec)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.pw.flush()
+    }
+}
+
+/// Size of the frame body (record and padding) holding `data_len` bytes of data.
+pub fn frame_body_len(rtype: i64, data_len: Option<usize>) -> usize {
+    // The CRC is at most a 5-byte varint; use the worst case.
+    let n = record::record_len(rtype, u32::MAX, data_len);
+    n + (8 - n % 8) % 8
 }
 
 #[cfg(test)]

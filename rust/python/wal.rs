@@ -1,0 +1,227 @@
+//! The `Wal` class: the core's shared writer (`SharedWal`) seen from
+//! Python. Every call that may wait (a lock, a write, an fsync, a replay)
+//! releases the GIL first.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::convert::{entries_of, extract_hard_state, wal_snap, ListSink, OwnedEntry};
+use super::disklog::PyDiskLog;
+use super::errors::{to_py, to_py_in};
+use crate::disklog::DiskLog;
+use crate::error::Error;
+use crate::metrics::WalStats;
+use crate::wal::{EntryRef, EntrySink, SharedWal, Wal, DEFAULT_SEGMENT_SIZE};
+
+/// A WAL shared between threads; see `SharedWal` for the lock and group
+/// commit. A replay checks the core out of the lock, so that building
+/// Python objects never happens with a Rust lock held.
+#[pyclass(frozen, name = "Wal", module = "raftwal._native")]
+pub struct PyWal {
+    pub(super) wal: SharedWal,
+}
+
+impl PyWal {
+    pub(super) fn wrap(w: Wal) -> Self {
+        PyWal {
+            wal: SharedWal::new(w),
+        }
+    }
+}
+
+#[pymethods]
+impl PyWal {
+    #[staticmethod]
+    #[pyo3(signature = (dirpath, metadata, segment_size = DEFAULT_SEGMENT_SIZE))]
+    fn create(
+        py: Python<'_>,
+        dirpath: PathBuf,
+        metadata: Option<&[u8]>,
+        segment_size: u64,
+    ) -> PyResult<Self> {
+        let md = metadata.map(|m| m.to_vec());
+        let w = py
+            .detach(|| Wal::create(&dirpath, md.as_deref(), segment_size))
+            .map_err(to_py)?;
+        Ok(PyWal::wrap(w))
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (dirpath, index, term, writable, segment_size = DEFAULT_SEGMENT_SIZE))]
+    fn open(
+        py: Python<'_>,
+        dirpath: PathBuf,
+        index: u64,
+        term: u64,
+        writable: bool,
+        segment_size: u64,
+    ) -> PyResult<Self> {
+        let w = py
+            .detach(|| {
+                Wal::open(
+                    &dirpath,
+                    wal_snap(index, term, None),
+                    writable,
+                    segment_size,
+                )
+            })
+            .map_err(to_py)?;
+        Ok(PyWal::wrap(w))
+    }
+
+    /// Replay the log: (metadata or None, (term, vote, commit), entries),
+    /// each entry built as `entry_cls(term, index, type, data)`.
+    fn read_all<'py>(
+        &self,
+        py: Python<'py>,
+        entry_cls: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut sink = ListSink::new(py, entry_cls)?;
+        // The sink takes the GIL for each chunk: the core is checked out,
+        // not locked, meanwhile.
+        let res = py.detach(|| {
+            self.wal
+                .with_checked_out(|w| w.read_all_overlapped(&mut sink))
+        });
+        sink.check()?;
+        let r = res.map_err(to_py_in(self.wal.dir()))?;
+        sink.into_tuple(py, r)
+    }
+
+    /// Replay without building entries: (metadata or None, (term, vote,
+    /// commit), DiskLog) — the log's entries stay on disk, indexed.
+    fn read_all_indexed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let res = py.detach(|| {
+            let mut w = self.wal.lock();
+            let mut log = DiskLog::new();
+            // the log keeps the replay's descriptors: each segment opened once
+            let files = w.replay_inputs();
+            let r = w.read_all_with(Some(&mut log))?;
+            log.take(&r.entries)?;
+            log.attach_files(w.dir(), files);
+            Ok::<_, Error>((r.metadata, r.state, log))
+        });
+        let (metadata, state, log) = res.map_err(to_py_in(self.wal.dir()))?;
+        let md = metadata.map(|m| PyBytes::new(py, &m));
+        let hs = (state.term, state.vote, state.commit);
+        let log = Bound::new(py, PyDiskLog::wrap(log))?;
+        PyTuple::new(
+            py,
+            [
+                md.into_pyobject(py)?.into_any(),
+                hs.into_pyobject(py)?.into_any(),
+                log.into_any(),
+            ],
+        )
+    }
+
+    /// Append entries and a HardState. With `sync`, returns once they are
+    /// durable whenever raft's MustSync rule says so. Returns the save's
+    /// sequence number, for `sync_to`.
+    #[pyo3(signature = (hard_state, entries, sync = true))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        hard_state: &Bound<'_, PyAny>,
+        entries: &Bound<'_, PyAny>,
+        sync: bool,
+    ) -> PyResult<u64> {
+        // First, before anything that may wait: in a forked child even a
+        // lazily interned attribute name may be "being initialized" forever
+        // by a thread of the parent that does not exist here.
+        self.wal.check_owner().map_err(to_py)?;
+        let hs = extract_hard_state(hard_state)?;
+        let owned = entries_of(entries)?;
+        py.detach(|| {
+            let refs: Vec<EntryRef<'_>> = owned.iter().map(OwnedEntry::as_entry).collect();
+            self.wal.save(&hs, &refs, sync)
+        })
+        .map_err(to_py)
+    }
+
+    /// Block until every save up to `seq` is durable, sharing fsyncs.
+    fn sync_to(&self, py: Python<'_>, seq: u64) -> PyResult<()> {
+        py.detach(|| self.wal.sync_to(seq)).map_err(to_py)
+    }
+
+    /// Flush and fdatasync the tail now.
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.wal.sync()).map_err(to_py)
+    }
+
+    #[pyo3(signature = (index, term, conf_state = None))]
+    fn save_snapshot(
+        &self,
+        py: Python<'_>,
+        index: u64,
+        term: u64,
+        conf_state: Option<&[u8]>,
+    ) -> PyResult<()> {
+        let s = wal_snap(index, term, conf_state);
+        py.detach(|| {
+            self.wal.check_owner()?;
+            self.wal.lock().save_snapshot(&s)
+        })
+        .map_err(to_py)
+    }
+
+    fn release_lock_to(&self, py: Python<'_>, index: u64) -> PyResult<()> {
+        py.detach(|| {
+            self.wal.check_owner()?;
+            self.wal.lock().release_lock_to(index)
+        })
+        .map_err(to_py)
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.wal.close()).map_err(to_py)
+    }
+
+    fn locked_segments(&self, py: Python<'_>) -> Vec<String> {
+        py.detach(|| self.wal.lock().locked_segments())
+    }
+
+    /// Counters and histograms: {name: value} for counters and
+    /// {name: (cumulative bucket counts, count, sum)} for histograms, with
+    /// bucket upper bounds in `histogram_buckets`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let d = pyo3::types::PyDict::new(py);
+        let st = self.wal.stats();
+        d.set_item("wal_fsync_duration_seconds", st.fsync.read())?;
+        d.set_item("wal_write_duration_seconds", st.write.read())?;
+        d.set_item("wal_cut_duration_seconds", st.cut.read())?;
+        d.set_item("wal_write_bytes_total", WalStats::get(&st.write_bytes))?;
+        d.set_item("wal_saves_total", WalStats::get(&st.saves))?;
+        d.set_item("wal_entries_total", WalStats::get(&st.entries))?;
+        d.set_item("wal_fsyncs_total", WalStats::get(&st.fsyncs))?;
+        d.set_item("wal_cuts_total", WalStats::get(&st.cuts))?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn durable_index(&self) -> u64 {
+        self.wal.durable_index()
+    }
+
+    #[getter]
+    fn last_index(&self) -> u64 {
+        self.wal.last_index()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.wal.is_closed()
+    }
+
+    #[getter]
+    fn dirpath(&self) -> PathBuf {
+        self.wal.dir().to_path_buf()
+    }
+
+    #[getter]
+    fn segment_size(&self) -> u64 {
+        self.wal.segment_size()
+    }
+}

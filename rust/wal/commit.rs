@@ -1,0 +1,539 @@
+//! Durability: the one sync path of a `Wal`, and group commit over it.
+//!
+//! A sync is three steps: under the WAL, hand buffered bytes to the OS and
+//! note what an fsync will cover (`begin_sync`); fdatasync the tail
+//! (`SyncPoint::fdatasync`); under the WAL again, record the outcome: the
+//! saves covered are durable, or the WAL is poisoned (`end_sync`).
+//! `Wal::sync` runs the three under one `&mut`; `SharedWal` runs the middle
+//! one with its lock released, so that one fsync covers every save made
+//! while it runs (group commit).
+//!
+//! `SharedWal` is the one shared writer: one lock over the core, one
+//! condition variable, and what the lock-free getters show. Its methods
+//! block: a caller holding another lock (the GIL) releases it first.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::{EntryRef, Wal, FORKED};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::metrics::WalStats;
+use crate::record::HardState;
+
+/// What one fdatasync covers: the tail's handle, the save count and the
+/// log's last index (a snapshot record past the last entry counts, as it
+/// does for replay).
+pub(super) struct SyncPoint {
+    file: Arc<File>,
+    seq: u64,
+    index: u64,
+    /// Tests: the fdatasync fails (after a pause, so that others wait on it).
+    #[cfg(test)]
+    fail: bool,
+}
+
+impl SyncPoint {
+    /// fdatasync the tail, timed and counted in `stats`.
+    fn fdatasync(&self, stats: &WalStats) -> io::Result<()> {
+        let t0 = Instant::now();
+        #[cfg(test)]
+        let synced = if self.fail {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        } else {
+            fsutil::fdatasync(&self.file)
+        };
+        #[cfg(not(test))]
+        let synced = fsutil::fdatasync(&self.file);
+        stats.fsync.observe(t0.elapsed());
+        stats.add(&stats.fsyncs, 1);
+        synced
+    }
+}
+
+impl Wal {
+    /// Hand buffered bytes to the OS and say what an fsync must cover.
+    fn begin_sync(&mut self) -> Result<SyncPoint> {
+        self.check_open()?;
+        self.check_owner()?;
+        if let Some(m) = &self.poisoned {
+            return Err(Error::Poisoned(m.clone()));
+        }
+        self.write(|enc| enc.flush())?;
+        let file = self
+            .enc
+            .as_ref()
+            .map(|e| e.file().clone())
+            .ok_or(Error::Closed("no tail segment"))?;
+        Ok(SyncPoint {
+            file,
+            seq: self.seq,
+            index: self.limit,
+            #[cfg(test)]
+            fail: self.failing_syncs,
+        })
+    }
+
+    /// Record the outcome of the fsync of `p`: what it covered is durable,
+    /// or its failure poisons the WAL.
+    fn end_sync(&mut self, p: &SyncPoint, synced: io::Result<()>) -> Result<()> {
+        synced.map_err(|e| {
+            let tail = self.tail_name();
+            self.poison(format!("fdatasync {tail}"), e)
+        })?;
+        self.mark_durable(p.seq, p.index);
+        Ok(())
+    }
+
+    /// Record that an fsync covering saves up to `seq` succeeded.
+    pub(super) fn mark_durable(&mut self, seq: u64, index: u64) {
+        if seq > self.durable_seq || (seq == self.durable_seq && index > self.durable_index) {
+            self.durable_seq = seq;
+            self.durable_index = index;
+        }
+    }
+
+    /// etcd's `sync`: flush and fdatasync the tail.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.enc.is_none() {
+            return Ok(());
+        }
+        let p = self.begin_sync()?;
+        let synced = p.fdatasync(&self.stats);
+        self.end_sync(&p, synced)
+    }
+
+    /// The last index of the log prefix known to be on stable storage.
+    pub fn durable_index(&self) -> u64 {
+        self.durable_index
+    }
+}
+
+/// What the getters show, published whenever a locked call ends: read
+/// without any lock, so a getter never waits on a save, a replay or a cut.
+#[derive(Default)]
+struct Shown {
+    durable_index: AtomicU64,
+    last_index: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Shown {
+    fn publish(&self, w: &Wal) {
+        self.durable_index
+            .store(w.durable_index(), Ordering::Release);
+        self.last_index.store(w.last_index(), Ordering::Release);
+        self.closed.store(w.is_closed(), Ordering::Release);
+    }
+}
+
+/// What the lock guards: the core (`None` while a replay has it checked
+/// out) and whether a sync runs outside the lock.
+struct Slot {
+    wal: Option<Wal>,
+    syncing: bool,
+}
+
+/// A WAL shared between threads: one lock over the core and a condition
+/// variable for group commit (one fsync covers every save pending when it
+/// starts; later callers wait for it and find their save covered). A
+/// replay checks the core out of the lock (the slot is empty meanwhile),
+/// so that whatever takes its entries runs with no lock of this WAL held.
+pub struct SharedWal {
+    slot: Mutex<Slot>,
+    /// Signalled when a sync ends and when a replay hands the core back.
+    cond: Condvar,
+    shown: Shown,
+    stats: Arc<WalStats>,
+    dir: PathBuf,
+    segment_size: u64,
+    /// The process that opened the WAL (see `Wal::is_owner`).
+    owner: u32,
+}
+
+/// The core, locked; publishes what the getters show when released.
+pub struct Guard<'a> {
+    g: Option<MutexGuard<'a, Slot>>,
+    shown: &'a Shown,
+}
+
+impl Guard<'_> {
+    fn slot(&mut self) -> &mut Slot {
+        self.g.as_mut().expect("a guard holds the lock")
+    }
+
+    /// Release the lock until `cond` is signalled and the core is back.
+    fn wait(mut self, cond: &Condvar) -> Self {
+        if let Some(g) = self.g.take() {
+            if let Some(w) = g.wal.as_ref() {
+                self.shown.publish(w);
+            }
+            let mut g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+            while g.wal.is_none() {
+                g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            self.g = Some(g);
+        }
+        self
+    }
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = Wal;
+    fn deref(&self) -> &Wal {
+        self.g
+            .as_ref()
+            .and_then(|g| g.wal.as_ref())
+            .expect("a locked WAL slot holds the core")
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut Wal {
+        self.g
+            .as_mut()
+            .and_then(|g| g.wal.as_mut())
+            .expect("a locked WAL slot holds the core")
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.g.as_ref().and_then(|g| g.wal.as_ref()) {
+            self.shown.publish(w);
+        }
+    }
+}
+
+/// The core taken out of its slot for a replay; handed back when dropped.
+struct CheckedOut<'a> {
+    wal: Option<Wal>,
+    from: &'a SharedWal,
+}
+
+impl Drop for CheckedOut<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.wal.take() {
+            self.from.shown.publish(&w);
+            let mut g = self.from.slot.lock().unwrap_or_else(|p| p.into_inner());
+            g.wal = Some(w);
+            drop(g);
+            self.from.cond.notify_all();
+        }
+    }
+}
+
+impl SharedWal {
+    pub fn new(w: Wal) -> SharedWal {
+        let shown = Shown::default();
+        shown.publish(&w);
+        SharedWal {
+            stats: w.stats(),
+            dir: w.dir().to_path_buf(),
+            segment_size: w.segment_size(),
+            owner: std::process::id(),
+            shown,
+            slot: Mutex::new(Slot {
+                wal: Some(w),
+                syncing: false,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+
+    /// The locked slot, once it holds the core.
+    fn lock_slot(&self) -> MutexGuard<'_, Slot> {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        while g.wal.is_none() {
+            g = self.cond.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g
+    }
+
+    /// The core, locked (waiting for a replay to hand it back).
+    pub fn lock(&self) -> Guard<'_> {
+        Guard {
+            g: Some(self.lock_slot()),
+            shown: &self.shown,
+        }
+    }
+
+    /// Run `f` on the core taken out of the lock: other callers wait for it
+    /// to come back, but `f` holds no lock of this WAL (a replay whose sink
+    /// takes another lock, such as the GIL, runs this way).
+    pub fn with_checked_out<R>(&self, f: impl FnOnce(&mut Wal) -> Result<R>) -> Result<R> {
+        let wal = self.lock_slot().wal.take();
+        let mut out = CheckedOut { wal, from: self };
+        match out.wal.as_mut() {
+            Some(w) => f(w),
+            None => Err(Error::Closed("the WAL is closed")),
+        }
+    }
+
+    /// A process forked from the owner must not write, and must not wait
+    /// for the lock either: a thread of the parent may have held it at the
+    /// fork, and that thread does not exist here.
+    pub fn check_owner(&self) -> Result<()> {
+        if std::process::id() != self.owner {
+            return Err(Error::Closed(FORKED));
+        }
+        Ok(())
+    }
+
+    /// etcd's `Save`; with `sync`, returns once the save is durable
+    /// whenever raft's MustSync rule says so, sharing the fsync with
+    /// other callers. Returns the save's sequence number, for `sync_to`.
+    pub fn save(&self, hs: &HardState, entries: &[EntryRef<'_>], sync: bool) -> Result<u64> {
+        self.check_owner()?;
+        let (seq, must_sync) = {
+            let mut w = self.lock();
+            let must = w.save(hs, entries, false)?;
+            (w.seq, must)
+        };
+        if must_sync && sync {
+            self.sync_to(seq)?;
+        }
+        Ok(seq)
+    }
+
+    /// Flush and fdatasync the tail now (a new fsync even if every save
+    /// is durable already).
+    pub fn sync(&self) -> Result<()> {
+        self.check_owner()?;
+        let seq = {
+            let mut w = self.lock();
+            w.seq += 1;
+            w.seq
+        };
+        self.sync_to(seq)
+    }
+
+    /// Block until every save up to `seq` is durable. One caller at a
+    /// time runs the fsync, with the lock released; the others wait and
+    /// find their saves covered, or the WAL poisoned.
+    pub fn sync_to(&self, seq: u64) -> Result<()> {
+        self.check_owner()?;
+        let mut g = self.lock();
+        loop {
+            if g.durable_seq >= seq {
+                return Ok(());
+            }
+            if let Some(m) = &g.poisoned {
+                return Err(Error::Poisoned(m.clone()));
+            }
+            if g.is_closed() {
+                return Err(Error::Closed("the WAL is closed"));
+            }
+            if !g.slot().syncing {
+                break;
+            }
+            g = g.wait(&self.cond);
+        }
+        g.slot().syncing = true;
+        let point = g.begin_sync();
+        drop(g);
+        let synced = point.map(|p| {
+            let r = p.fdatasync(&self.stats);
+            (p, r)
+        });
+        let mut g = self.lock();
+        g.slot().syncing = false;
+        let out = match synced {
+            Ok((p, r)) => g.end_sync(&p, r),
+            Err(e) => {
+                // What stopped the flush stops every later call too.
+                if g.poisoned.is_none() {
+                    g.poisoned = Some(e.to_string());
+                }
+                Err(e)
+            }
+        };
+        drop(g);
+        self.cond.notify_all();
+        out
+    }
+
+    /// etcd's `Close`. In a forked child, lets go of this process's
+    /// handles if the lock is free (the core does no I/O there) and never
+    /// waits.
+    pub fn close(&self) -> Result<()> {
+        if self.check_owner().is_err() {
+            if let Ok(mut g) = self.slot.try_lock() {
+                if let Some(w) = g.wal.as_mut() {
+                    let _ = w.close();
+                    self.shown.publish(w);
+                }
+            }
+            return Err(Error::Closed(FORKED));
+        }
+        let r = self.lock().close();
+        self.cond.notify_all();
+        r
+    }
+
+    /// The last index of the log prefix known to be on stable storage.
+    pub fn durable_index(&self) -> u64 {
+        self.shown.durable_index.load(Ordering::Acquire)
+    }
+
+    /// The index of the last entry saved or replayed.
+    pub fn last_index(&self) -> u64 {
+        self.shown.last_index.load(Ordering::Acquire)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shown.closed.load(Ordering::Acquire)
+    }
+
+    /// The WAL's counters and histograms (they stay readable after close).
+    pub fn stats(&self) -> &Arc<WalStats> {
+        &self.stats
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::WalSnap;
+
+    fn hs(term: u64, commit: u64) -> HardState {
+        HardState {
+            term,
+            vote: 1,
+            commit,
+        }
+    }
+
+    /// Save one entry after the last one, under `order` (threads race for
+    /// the next index; the WAL refuses a gap), waiting for it to be
+    /// durable if `sync`; returns (its index, its sequence number).
+    fn append(
+        shared: &SharedWal,
+        order: &Mutex<()>,
+        data: &[u8],
+        sync: bool,
+    ) -> Result<(u64, u64)> {
+        let _turn = order.lock().unwrap();
+        let index = shared.lock().last_index() + 1;
+        let e = EntryRef {
+            term: 1,
+            index,
+            etype: 0,
+            data: Some(data),
+        };
+        Ok((index, shared.save(&hs(1, 0), &[e], sync)?))
+    }
+
+    #[test]
+    fn threads_saving_and_syncing_at_once_all_become_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let shared = SharedWal::new(Wal::create(&d, Some(b"md"), 64 << 10).unwrap());
+        let order = Mutex::new(());
+        const THREADS: u64 = 8;
+        const SAVES: u64 = 40;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (shared, order) = (&shared, &order);
+                s.spawn(move || {
+                    for k in 0..SAVES {
+                        let data = vec![t as u8; 100 + (k as usize * 37) % 900];
+                        let (index, seq) = append(shared, order, &data, false).unwrap();
+                        match (t + k) % 3 {
+                            0 => shared.sync_to(seq).unwrap(),
+                            1 => shared.sync().unwrap(),
+                            _ => {
+                                // a save that waits for itself, as `save` does
+                                let (next, _) = append(shared, order, &data, true).unwrap();
+                                assert!(shared.durable_index() >= next);
+                            }
+                        }
+                        assert!(shared.durable_index() >= index);
+                    }
+                });
+            }
+        });
+        let last = shared.last_index();
+        assert!(last >= THREADS * SAVES);
+        assert_eq!(shared.durable_index(), last);
+        // the saves crossed segment cuts too
+        let st = shared.stats();
+        assert!(WalStats::get(&st.cuts) > 0);
+        shared.close().unwrap();
+        let mut w = Wal::open(&d, WalSnap::default(), false, 64 << 10).unwrap();
+        let r = w.read_all().unwrap();
+        assert_eq!(r.last_index, last);
+        let indexes: Vec<u64> = r.entries.metas.iter().map(|m| m.index).collect();
+        assert_eq!(indexes, (1..=last).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failing_fsync_poisons_every_waiter_and_every_later_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let shared = SharedWal::new(Wal::create(&d, None, 1 << 20).unwrap());
+        let order = Mutex::new(());
+        let (_, seq) = append(&shared, &order, b"kept", false).unwrap();
+        shared.sync_to(seq).unwrap();
+        assert_eq!(shared.durable_index(), 1);
+        shared.lock().failing_syncs = true;
+        // Every thread saves and waits: one runs the failing fsync (it takes
+        // a while), the others wait for it or arrive after it.
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let (shared, order) = (&shared, &order);
+                    s.spawn(move || {
+                        let (_, seq) = append(shared, order, b"lost", false)?;
+                        shared.sync_to(seq)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in &results {
+            assert!(
+                matches!(r, Err(Error::Io { .. }) | Err(Error::Poisoned(_))),
+                "{:?}",
+                r.as_ref().err()
+            );
+        }
+        assert_eq!(
+            results
+                .iter()
+                .filter(|r| matches!(r, Err(Error::Io { .. })))
+                .count(),
+            1,
+            "one fsync failed; everyone else was told the WAL is poisoned"
+        );
+        assert_eq!(shared.durable_index(), 1);
+        // Every later call is refused, even with fsyncs working again.
+        shared.lock().failing_syncs = false;
+        assert!(matches!(
+            append(&shared, &order, b"", true),
+            Err(Error::Poisoned(_))
+        ));
+        assert!(matches!(shared.sync(), Err(Error::Poisoned(_))));
+        assert!(matches!(shared.sync_to(1), Ok(())));
+        assert!(matches!(shared.sync_to(seq + 1), Err(Error::Poisoned(_))));
+        assert!(matches!(
+            shared.lock().save_snapshot(&WalSnap::default()),
+            Err(Error::Poisoned(_))
+        ));
+        assert_eq!(shared.durable_index(), 1);
+        let _ = shared.close();
+    }
+}
