@@ -36,9 +36,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from .durable import DurableStorage
+from .durable import open as _open
 from .messages import ConfState, Entry, HardState, Snapshot
-from .node import DurableStorage
-from .node import open as _open
 from .wal import WAL, OffLoop
 
 __all__ = ["aclose", "acreate_snapshot", "afsync", "aopen", "asave", "submit"]

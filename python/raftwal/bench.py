@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from . import _native
+from .durable import open as open_storage
 from .messages import Entry, HardState
-from .node import open as open_storage
 from .wal import WAL, verify
 
 __all__ = ["PyWal", "add_arguments", "main", "run"]

@@ -1,5 +1,6 @@
 """``raftwal.open``: a durable raft Storage, recovered the way etcd restarts
-a member.
+a member; and :class:`DiskStorage`, the WAL and the Snapshotter used
+together as etcd's server storage glue uses them.
 
     with raftwal.open("data") as storage:
         hs, cs = storage.initial_state()
@@ -24,7 +25,6 @@ from typing import Any, Self
 
 from . import _native
 from ._native import DiskLog, EntryBase
-from .disk import DiskStorage
 from .errors import (
     CompactedError,
     CorruptionError,
@@ -54,7 +54,7 @@ from .wal import (
     wal_exists,
 )
 
-__all__ = ["DurableStorage", "RecoveryReport", "open"]
+__all__ = ["DiskStorage", "DurableStorage", "RecoveryReport", "open"]
 
 StrPath = str | os.PathLike[str]
 
@@ -201,6 +201,89 @@ def _interrupts_deferred() -> Iterator[None]:
 
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+class DiskStorage:
+    """What etcd persists for raft: entries and HardStates in the WAL,
+    snapshots as ``.snap`` files referenced by WAL snapshot records. The
+    one owner of the WAL and Snapshotter handles: a :class:`DurableStorage`
+    goes through its methods."""
+
+    __slots__ = ("snap_save", "snapshotter", "wal")
+
+    def __init__(self, wal: WAL, snapshotter: Snapshotter) -> None:
+        self.wal = wal
+        self.snapshotter = snapshotter
+        self.snap_save = Histogram()  # etcd's snap_save_total_duration_seconds
+
+    def save(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
+        """Append to the WAL; durable on return when raft's MustSync says so."""
+        self.wal.save(hard_state, entries)
+
+    def save_async(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> Future[None]:
+        """Append to the WAL; the future resolves once an fsync covers it."""
+        return self.wal.save_async(hard_state, entries)
+
+    def sync(self) -> None:
+        """Flush and fdatasync the WAL: every save made so far is durable."""
+        self.wal.sync()
+
+    def save_snap(self, snap: Snapshot) -> None:
+        """Persist a snapshot: the ``.snap`` file first, then its WAL record
+        (etcd 3.4's form: index and term), then release the WAL locks the
+        snapshot makes unnecessary. A crash in between leaves an orphan
+        ``.snap`` file, which recovery ignores; never a WAL record without
+        its file."""
+        t0 = time.perf_counter()
+        self.wal._refuse_forked()  # before the .snap file is written
+        self.snapshotter.save_snap(snap)
+        self.record_snap(snap, t0)
+
+    def write_snap_file(self, snap: Snapshot) -> None:
+        """The first half of :meth:`save_snap`: the ``.snap`` file alone,
+        written and fsynced (until its WAL record, recovery ignores it)."""
+        self.snapshotter.save_snap(snap)
+
+    def record_snap(self, snap: Snapshot, started: float | None = None) -> None:
+        """The second half of :meth:`save_snap`, once the ``.snap`` file is
+        durable: the WAL record, then the lock release. ``started`` is when
+        the file's write began (for ``snap_save_total_duration_seconds``)."""
+        t0 = time.perf_counter() if started is None else started
+        md = snap.metadata
+        self.wal.save_snapshot(WalSnapshot(index=md.index, term=md.term))
+        self.wal.release_lock_to(md.index)
+        self.snap_save.observe(time.perf_counter() - t0)
+        logger.info("saved snapshot at index %d term %d", md.index, md.term)
+
+    def release(self, snap: Snapshot) -> None:
+        """Release WAL locks and ``.snap.db`` files older than ``snap``."""
+        self.wal.release_lock_to(snap.metadata.index)
+        self.snapshotter.release_snap_dbs(snap)
+
+    def purge(self, max_snapshots: int, max_wals: int) -> list[str]:
+        """etcd's purge after a snapshot: keep the newest ``max_snapshots``
+        ``.snap`` files and ``max_wals`` unlocked WAL segments (0 keeps
+        everything), and remove snapshot writes cut short earlier in this
+        process (a signal). Returns the names removed."""
+        purged = self.snapshotter.purge_snapshots(max_snapshots)
+        purged += _native.purge_segments(self.wal.dirpath, max_wals)
+        purged += self.snapshotter.remove_leftover_temporaries(transfers=False)
+        return purged
+
+    @property
+    def durable_index(self) -> int:
+        """The WAL's last index known to be on stable storage."""
+        return self.wal.durable_index
+
+    def stats(self) -> dict[str, Any]:
+        """The WAL's metrics plus ``snap_save_total_duration_seconds``."""
+        out = self.wal.stats()
+        out["snap_save_total_duration_seconds"] = self.snap_save.value()
+        return out
+
+    def close(self) -> None:
+        """Close the WAL (syncing what it buffered)."""
+        self.wal.close()
 
 
 class DurableStorage:
@@ -362,7 +445,7 @@ class DurableStorage:
         if snapshot is None:
             return
         t0 = time.perf_counter()
-        self._disk.snapshotter.save_snap(snapshot)
+        self._disk.write_snap_file(snapshot)
         try:
             self._disk.record_snap(snapshot, t0)
         except BaseException as exc:
@@ -410,7 +493,7 @@ class DurableStorage:
                     # Saves made earlier with save_async become visible first:
                     # one sync makes them durable (with this one), then all of
                     # them are applied in order.
-                    self._disk.wal.sync()
+                    self._disk.sync()
             except BaseException as exc:
                 self._failed(exc)
                 raise
@@ -434,7 +517,7 @@ class DurableStorage:
             ents, shape = self._plan(hard_state, entries, snapshot)
             self._persist_snapshot(snapshot)
             try:
-                fut = self._disk.wal.save_async(hard_state, ents)
+                fut = self._disk.save_async(hard_state, ents)
             except BaseException as exc:
                 self._failed(exc)
                 raise
@@ -532,7 +615,7 @@ class DurableStorage:
             # under the storage's lock (it can be large): until the WAL
             # record below, recovery ignores it.
             t0 = time.perf_counter()
-            self._disk.snapshotter.save_snap(snap)
+            self._disk.write_snap_file(snap)
             return self._record_snapshot(snap, conf_state, data, t0)
 
     def _check_snapshot(self, index: int) -> None:
@@ -562,16 +645,13 @@ class DurableStorage:
             self._mem.create_snapshot(index, conf_state, data)
             self._snap_index = index
             self._accepted_snap = index
-            self._disk.snapshotter.release_snap_dbs(snap)
             compact = index - self._catch_up_entries if index > self._catch_up_entries else 1
             try:
                 self._mem.compact(compact)
             except CompactedError:
                 pass
-            purged = self._disk.snapshotter.purge_snapshots(self._max_snapshots)
-            purged += _native.purge_segments(self._disk.wal.dirpath, self._max_wals)
-            # snapshot writes cut short earlier in this process (a signal)
-            purged += self._disk.snapshotter.remove_leftover_temporaries(transfers=False)
+            self._disk.release(snap)
+            purged = self._disk.purge(self._max_snapshots, self._max_wals)
             self._snapshots += 1
             self._purged += len(purged)
             if purged:
@@ -584,8 +664,7 @@ class DurableStorage:
         """The WAL's counters and histograms plus ``snap_save_total_duration_seconds``,
         ``recovery_duration_seconds``, ``snapshots_total`` and
         ``purged_files_total``; see :mod:`raftwal.metrics`."""
-        out = self._disk.wal.stats()
-        out["snap_save_total_duration_seconds"] = self._disk.snap_save.value()
+        out = self._disk.stats()
         out["recovery_duration_seconds"] = self._recovery_time.value()
         out["snapshots_total"] = self._snapshots
         out["purged_files_total"] = self._purged
@@ -602,7 +681,7 @@ class DurableStorage:
         WAL's fsync lands before the saves it covers are applied to memory,
         and every entry in memory is durable, so it never exceeds
         :meth:`last_index`."""
-        return min(self._disk.wal.durable_index, self._mem.last_index())
+        return min(self._disk.durable_index, self._mem.last_index())
 
     @property
     def wal(self) -> WAL:

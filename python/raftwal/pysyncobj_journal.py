@@ -73,9 +73,9 @@ import pysyncobj  # type: ignore[import-untyped, import-not-found, unused-ignore
 import pysyncobj.syncobj  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from pysyncobj.journal import Journal  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+from .durable import DurableStorage
+from .durable import open as open_storage
 from .messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
-from .node import DurableStorage
-from .node import open as open_storage
 
 __all__ = [
     "Cluster",
