@@ -923,13 +923,15 @@ def open(
                 memory.apply_snapshot(snapshot)
                 report.snapshot_index = snapshot.metadata.index
                 report.snapshot_term = snapshot.metadata.term
-            memory.set_hard_state(hs)
             if isinstance(entries, DiskLog):
-                at = memory.first_index() - 1
-                dummy = Entry(term=memory.term(at), index=at)
-                memory._ents = LazyEntries(dummy, entries)  # type: ignore[assignment]
+                # the recovered log stays on disk, behind the dummy entry
+                start = memory.snapshot()
+                at = start.metadata
+                dummy = Entry(term=at.term, index=at.index)
+                memory = MemoryStorage(LazyEntries(dummy, entries), snapshot=start)
             else:
                 memory.append(entries)
+            memory.set_hard_state(hs)
             report.entries = len(entries)
             del entries
         report.last_index = memory.last_index()
