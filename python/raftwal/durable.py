@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -59,42 +60,27 @@ __all__ = ["DiskStorage", "DurableStorage", "RecoveryReport", "open"]
 StrPath = str | os.PathLike[str]
 
 
+@dataclass(slots=True, repr=False)
 class RecoveryReport:
     """What :func:`open` found: the snapshot it started from, the entries
     it loaded and whether a torn tail had to be repaired."""
 
-    __slots__ = (
-        "broken_snapshots",
-        "created",
-        "damage",
-        "entries",
-        "last_index",
-        "mode",
-        "quarantined",
-        "removed",
-        "repaired",
-        "salvage",
-        "snapshot_index",
-        "snapshot_term",
-    )
-
-    def __init__(self) -> None:
-        self.mode = "tolerate-tail"
-        # .snap files (names) that failed to read and were passed over,
-        # newest first, with why
-        self.broken_snapshots: list[tuple[str, str]] = []
-        # files renamed to *.broken (paths, as renamed to)
-        self.quarantined: list[str] = []
-        # leftover files deleted (paths): db.tmp* of an interrupted transfer
-        self.removed: list[str] = []
-        self.damage: tuple[str, int] | None = None
-        self.salvage: SalvageReport | None = None
-        self.created = False
-        self.snapshot_index = 0
-        self.snapshot_term = 0
-        self.entries = 0
-        self.last_index = 0
-        self.repaired = False
+    mode: str = "tolerate-tail"
+    # .snap files (names) that failed to read and were passed over,
+    # newest first, with why
+    broken_snapshots: list[tuple[str, str]] = field(default_factory=list)
+    # files renamed to *.broken (paths, as renamed to)
+    quarantined: list[str] = field(default_factory=list)
+    # leftover files deleted (paths): db.tmp* of an interrupted transfer
+    removed: list[str] = field(default_factory=list)
+    damage: tuple[str, int] | None = None
+    salvage: SalvageReport | None = None
+    created: bool = False
+    snapshot_index: int = 0
+    snapshot_term: int = 0
+    entries: int = 0
+    last_index: int = 0
+    repaired: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -853,8 +839,7 @@ def open(
             )
     root = Path(data_dir)
     wal_dir, snap_dir = root / "wal", root / "snap"
-    report = RecoveryReport()
-    report.mode = recovery
+    report = RecoveryReport(mode=recovery)
     snapshotter: Snapshotter | None
     if read_only:
         if not wal_exists(wal_dir):
@@ -905,9 +890,8 @@ def open(
                         raise
                     if report.repaired or recovery == "strict" or read_only:
                         raise
-                    path, offset = getattr(exc, "path", None), getattr(exc, "offset", None)
-                    if path is not None and offset is not None:
-                        report.damage = (path, offset)
+                    if exc.path is not None and exc.offset is not None:
+                        report.damage = (exc.path, exc.offset)
                     if recovery == "tolerate-tail":
                         if not isinstance(exc, TornTailError) or not repair(wal_dir):
                             raise
