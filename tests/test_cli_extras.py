@@ -5,7 +5,7 @@
 * every entry of the shipped etcd fixtures decodes (none ``unknown``), and
   hand-built requests of every kind render as documented, secrets redacted;
 * diskcheck measures and reports sane, self-consistent numbers;
-* ``raftwal bench`` reaches raftwal.bench's parser, and says so clearly when
+* ``raftwal bench`` reaches raftwal.cli.bench's parser, and says so clearly when
   the module is missing.
 """
 
@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from etcd_server import EtcdServer, require_etcd34
 
-from raftwal import ConfChange, ConfChangeSingle, ConfChangeV2, Entry, cli
+from raftwal import ConfChange, ConfChangeSingle, ConfChangeV2, Entry
+from raftwal.cli import main as cli
 from raftwal.etcd_decode import decode_data, decode_entry, message_class
 
 from etcd_fixtures import ALL, Fixture
@@ -301,8 +302,8 @@ def test_diskcheck_reports_sane_numbers(tmp_path: Path) -> None:
 
 
 def test_bench_help_comes_from_raftwal_bench() -> None:
-    if importlib.util.find_spec("raftwal.bench") is None:
-        pytest.skip("raftwal.bench is not part of this build")
+    if importlib.util.find_spec("raftwal.cli.bench") is None:
+        pytest.skip("raftwal.cli.bench is not part of this build")
     r = run("bench", "--help")
     assert r.returncode == 0, r.stderr
     assert "raftwal bench" in r.stdout and "--quick" in r.stdout
@@ -312,7 +313,7 @@ def test_bench_help_comes_from_raftwal_bench() -> None:
 def test_bench_without_its_module_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "raftwal.bench", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "raftwal.cli.bench", None)  # import now fails
     assert cli.main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
-    assert "raftwal bench" in err and "raftwal.bench" in err
+    assert "raftwal bench" in err and "raftwal.cli.bench" in err

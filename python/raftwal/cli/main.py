@@ -35,12 +35,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._native import DiskLog
-from .durable import open as open_storage
-from .errors import Error, SnapshotNotFoundError, WALNotFoundError
-from .messages import ConfState, Entry, EntryType, HardState, MemberMetadata, WalSnapshot
-from .snap import Snapshotter
-from .wal import WAL, repair, salvage, valid_snapshot_entries, verify
+from .._native import DiskLog
+from ..durable import open as open_storage
+from ..errors import Error, SnapshotNotFoundError, WALNotFoundError
+from ..messages import ConfState, Entry, EntryType, HardState, MemberMetadata, WalSnapshot
+from ..snap import Snapshotter
+from ..wal import WAL, repair, salvage, valid_snapshot_entries, verify
 
 __all__ = ["main"]
 
@@ -223,7 +223,7 @@ def _writer(data_dir: str, size: int, in_flight: int, snapshot_count: int) -> in
 def cmd_cluster_demo(args: argparse.Namespace) -> int:
     """``raftwal demo --cluster N``: PySyncObj nodes whose journal is raftwal."""
     try:
-        from . import pysyncobj_journal as psj
+        from .. import pysyncobj_journal as psj
     except ImportError as exc:
         print(
             f"raftwal demo --cluster needs PySyncObj ({exc}): pip install pysyncobj",
@@ -639,14 +639,14 @@ def cmd_diskcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    """``raftwal bench``: the comparison in :mod:`raftwal.bench`, imported only now."""
+    """``raftwal bench``: the comparison in :mod:`raftwal.cli.bench`, imported only now."""
     import importlib
 
     try:
-        bench = importlib.import_module("raftwal.bench")
+        bench = importlib.import_module("raftwal.cli.bench")
     except ImportError as exc:
         print(
-            "raftwal bench: the benchmark module raftwal.bench is not available "
+            "raftwal bench: the benchmark module raftwal.cli.bench is not available "
             f"({exc}); install a raftwal build that ships it",
             file=sys.stderr,
         )
@@ -735,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--no-wal", action="store_true", help="skip the raftwal WAL.save row")
     dc.set_defaults(func=cmd_diskcheck)
 
-    # Parsed by raftwal.bench itself (see main); listed here for --help.
+    # Parsed by raftwal.cli.bench itself (see main); listed here for --help.
     sub.add_parser(
         "bench",
         add_help=False,
@@ -750,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         d, size, in_flight, snap_count = argv[1:5]
         return _writer(d, int(size), int(in_flight), int(snap_count))
     if argv[:1] == ["_pysyncobj-node"]:
-        from .pysyncobj_journal import run_node
+        from ..pysyncobj_journal import run_node
 
         return run_node(argv[1:])
     if argv[:1] == ["bench"]:
