@@ -9,7 +9,7 @@ and benches/throughput.png (durable entries/s against batch size):
     python3 benches/compare.py --quick    # about 15 s
     python3 benches/compare.py --help
 
-The work is done by ``raftwal.bench`` (also ``raftwal bench``); this script
+The work is done by ``raftwal.cli.bench`` (also ``raftwal bench``); this script
 only points its report at the repository. Needs ``pip install -e '.[bench]'``
 for the lmdb baseline and the chart, and ``go`` with Debian's
 ``golang-etcd-server-dev`` for the etcd baseline; whatever is missing is
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from raftwal import bench
+from raftwal.cli import bench
 
 REPO = Path(__file__).resolve().parent.parent
 

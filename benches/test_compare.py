@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import raftwal
-from raftwal import bench
+from raftwal.cli import bench
 
 HERE = Path(__file__).resolve().parent
 TINY = [

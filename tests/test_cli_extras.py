@@ -24,7 +24,7 @@ from etcd_server import EtcdServer, require_etcd34
 
 from raftwal import ConfChange, ConfChangeSingle, ConfChangeV2, Entry
 from raftwal.cli import main as cli
-from raftwal.etcd_decode import decode_data, decode_entry, message_class
+from raftwal.cli.etcd_decode import decode_data, decode_entry, message_class
 
 from etcd_fixtures import ALL, Fixture
 

@@ -29,7 +29,7 @@ from raftwal import (
     SnapshotMetadata,
     WalSnapshot,
 )
-from raftwal.etcd_decode import _repeated, decode_data, decode_entry, message_class
+from raftwal.cli.etcd_decode import _repeated, decode_data, decode_entry, message_class
 
 BIG = 10 * 1024 * 1024  # etcd 3.4 reads records below this
 

@@ -1,4 +1,4 @@
-"""Regenerate python/raftwal/_etcd_descriptors.py from proto/etcdserver_requests.proto.
+"""Regenerate python/raftwal/cli/_etcd_descriptors.py from proto/etcdserver_requests.proto.
 
 The etcd request types that ``raftwal dump --etcd`` decodes ship as a
 compiled descriptor set, like the WAL's own types (tools/gen_descriptors.py):
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_descriptors import compile_descriptor_set, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "python" / "raftwal" / "_etcd_descriptors.py"
+OUT = ROOT / "python" / "raftwal" / "cli" / "_etcd_descriptors.py"
 FILES = ["etcdserver_requests.proto"]
 
 

@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native
-from .durable import open as open_storage
-from .messages import Entry, HardState
-from .wal import WAL, verify
+from .. import _native
+from ..durable import open as open_storage
+from ..messages import Entry, HardState
+from ..wal import WAL, verify
 
 __all__ = ["PyWal", "add_arguments", "main", "run"]
 
@@ -1097,7 +1097,7 @@ def _command_line(args: argparse.Namespace) -> str:
         return given
     argv = list(sys.argv)
     if argv and os.path.abspath(argv[0]) == os.path.abspath(__file__):
-        return shlex.join(["python3", "-m", "raftwal.bench", *argv[1:]])
+        return shlex.join(["python3", "-m", "raftwal.cli.bench", *argv[1:]])
     if argv and argv[0].endswith(".py"):
         prog = argv[0]
         with contextlib.suppress(ValueError):

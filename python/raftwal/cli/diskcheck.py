@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .messages import Entry, HardState
-from .wal import WAL
+from ..messages import Entry, HardState
+from ..wal import WAL
 
 __all__ = ["BLOCK_SIZE", "FIO_FILE_SIZE", "THRESHOLD_MS", "filesystem_of", "run_check"]
 

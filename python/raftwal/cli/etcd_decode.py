@@ -33,9 +33,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 
-from ._etcd_descriptors import FILE_DESCRIPTOR_SET
-from .errors import CorruptionError
-from .messages import (
+from ..errors import CorruptionError
+from ..messages import (
     ConfChange,
     ConfChangeTransition,
     ConfChangeType,
@@ -43,6 +42,7 @@ from .messages import (
     Entry,
     EntryType,
 )
+from ._etcd_descriptors import FILE_DESCRIPTOR_SET
 
 __all__ = ["DecodedEntry", "decode_data", "decode_entry", "message_class"]
 
