@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from types import TracebackType
 from typing import IO, Self
 
 import pytest
+
+from raftwal.cli.ports import free_ports
 
 START_TIMEOUT = 30.0
 """Seconds for a started etcd to report healthy."""
@@ -98,20 +99,6 @@ def require_etcd35() -> EtcdBinaries:
         raise AssertionError("unreachable")
     bindir = Path(next(iter(spec.submodule_search_locations))) / "etcdbin"
     return _binaries(bindir / "etcd", bindir / "etcdctl", "3.5", hint)
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports on 127.0.0.1 that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 _live: set[subprocess.Popen[bytes]] = set()

@@ -26,8 +26,8 @@ pytest.importorskip("pysyncobj")
 from pysyncobj import SyncObjConf
 from pysyncobj.journal import FileJournal, MemoryJournal
 
-from raftwal.pysyncobj_journal import (
-    Cluster,
+from raftwal.cli.pysyncobj_cluster import Cluster
+from raftwal.integrations.pysyncobj import (
     JournalFailedError,
     RaftwalJournal,
     install,

@@ -223,7 +223,7 @@ def _writer(data_dir: str, size: int, in_flight: int, snapshot_count: int) -> in
 def cmd_cluster_demo(args: argparse.Namespace) -> int:
     """``raftwal demo --cluster N``: PySyncObj nodes whose journal is raftwal."""
     try:
-        from .. import pysyncobj_journal as psj
+        from . import pysyncobj_cluster as psj
     except ImportError as exc:
         print(
             f"raftwal demo --cluster needs PySyncObj ({exc}): pip install pysyncobj",
@@ -750,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         d, size, in_flight, snap_count = argv[1:5]
         return _writer(d, int(size), int(in_flight), int(snap_count))
     if argv[:1] == ["_pysyncobj-node"]:
-        from ..pysyncobj_journal import run_node
+        from .pysyncobj_cluster import run_node
 
         return run_node(argv[1:])
     if argv[:1] == ["bench"]:
