@@ -39,7 +39,7 @@ def _has(module: str) -> bool:
 
 
 def _etcd() -> Any | None:
-    return bench._load_etcdref()[0]
+    return _compare().load_etcdref()[0]
 
 
 def test_compare_tiny(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ median of the per-round ratios, reported with their lowest and highest.
 This module imports only the standard library and raftwal. The optional
 baselines and the chart import their packages when used: ``lmdb``
 (py-lmdb) and ``matplotlib`` (``pip install 'raftwal[bench]'``). The etcd Go
-baseline needs a raftwal source checkout (``tests/etcdref.py`` builds
-``tools/etcdref`` with ``go`` and Debian's ``golang-etcd-server-dev``).
+baseline needs a raftwal source checkout: ``benches/compare.py`` provides it
+(``tests/etcdref.py`` builds ``tools/etcdref`` with ``go`` and Debian's
+``golang-etcd-server-dev``).
 """
 
 from __future__ import annotations
@@ -508,33 +509,14 @@ class EtcdSystem(System):
 # -------------------------------------------------------------------- etcd (Go)
 
 
-def _load_etcdref() -> tuple[Any | None, str]:
-    """(EtcdRef instance or None, why not). Uses the source checkout's
-    ``tests/etcdref.py``, which builds ``tools/etcdref``."""
-    mod = sys.modules.get("etcdref")
-    if mod is None:
-        here = Path(__file__).resolve()
-        candidates = [here.parents[2] / "tests" / "etcdref.py", Path.cwd() / "tests" / "etcdref.py"]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
-            return None, "needs a raftwal source checkout (tests/etcdref.py, tools/etcdref)"
-        spec = importlib.util.spec_from_file_location("etcdref", path)
-        if spec is None or spec.loader is None:
-            return None, f"cannot load {path}"
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["etcdref"] = mod
-        try:
-            spec.loader.exec_module(mod)
-        except ImportError as e:
-            del sys.modules["etcdref"]
-            return None, f"{path} needs {e.name} (pip install 'raftwal[test]')"
-    try:
-        binary = mod.build_etcdref()
-    except Exception as e:
-        return None, f"building tools/etcdref failed: {e}"
-    if binary is None:
-        return None, f"missing {mod.missing_tools()}"
-    return mod.EtcdRef(binary, timeout=300), ""
+EtcdReference = Callable[[], tuple[Any | None, str]]
+"""Gives (a client of etcd's Go WAL, or None; why not). The client is
+``tests/etcdref.py``'s ``EtcdRef`` in a raftwal source checkout, which
+builds ``tools/etcdref``; ``benches/compare.py`` passes it to :func:`run`."""
+
+
+def _no_etcd_reference() -> tuple[Any | None, str]:
+    return None, "needs a raftwal source checkout: run benches/compare.py there"
 
 
 # ------------------------------------------------------------------ the machine
@@ -578,7 +560,7 @@ def machine_info(bench_dir: Path, lmdb: Any | None) -> list[tuple[str, str]]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     fstype, source, options = filesystem_of(bench_dir)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]  # a source checkout: python/raftwal/cli/
     commit = None
     if (repo / ".git").exists():
         commit = _cmd_output("git", "-C", str(repo), "describe", "--always", "--dirty")
@@ -1119,10 +1101,11 @@ def _workdir(parent: str | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -> int:
     """Run the comparison described by ``args`` (see :func:`add_arguments`);
     print the table; write the report, chart and JSON when asked. Returns
-    the exit status."""
+    the exit status. ``etcd_reference`` provides the etcd Go baseline
+    (skipped, and named in the report, without it)."""
     try:
         settings = _settings(args)
     except ValueError as e:
@@ -1138,7 +1121,7 @@ def run(args: argparse.Namespace) -> int:
             skipped.append("py-lmdb (not installed: pip install lmdb, or 'raftwal[bench]')")
     ref: Any | None = None
     if not args.no_etcd:
-        ref, why = _load_etcdref()
+        ref, why = (etcd_reference or _no_etcd_reference)()
         if ref is None:
             skipped.append(f"etcd Go ({why})")
     png = (
