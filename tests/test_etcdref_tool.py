@@ -1,5 +1,6 @@
-"""Smoke tests of tools/etcdref (etcd v3.4's real code) against the known
-vectors of ETCD-FORMAT.md section 15, so that later interop tests can trust it."""
+"""Smoke tests of tools/etcdref (etcd v3.4's real code) against known
+vectors (the bytes etcd 3.4 writes for its own test cases), so that later
+interop tests can trust it."""
 
 from __future__ import annotations
 
@@ -264,7 +265,7 @@ def test_nil_and_empty_data_round_trip(tmp_path: Path) -> None:
 
 
 def test_open_masks_snapshot_not_found(tmp_path: Path) -> None:
-    """ETCD-FORMAT 7.2 quirk: only OpenForRead reports ErrSnapshotNotFound."""
+    """etcd 3.4 quirk: only OpenForRead reports ErrSnapshotNotFound (Open masks it)."""
     ref = require_etcdref()
     d = tmp_path / "wal"
     assert ref.script(d, TWO_SEGMENT_PROGRAM)["ok"]

@@ -29,7 +29,7 @@ from raftwal.messages import (
 )
 from raftwal.snap import Snapshotter, snap_file_name
 
-# etcd's testSnap and the file etcd 3.4 writes for it (ETCD-FORMAT.md §15.5).
+# etcd's testSnap and the file etcd 3.4 writes for it.
 TEST_SNAP_NAME = "0000000000000001-0000000000000001.snap"
 TEST_SNAP_FILE = bytes.fromhex(
     "08ade0aac90a"  # crc = 0xa92ab02d

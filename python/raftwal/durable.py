@@ -631,12 +631,12 @@ class DurableStorage:
             self._mem.create_snapshot(index, conf_state, data)
             self._snap_index = index
             self._accepted_snap = index
+            self._disk.release(snap)
             compact = index - self._catch_up_entries if index > self._catch_up_entries else 1
             try:
                 self._mem.compact(compact)
             except CompactedError:
                 pass
-            self._disk.release(snap)
             purged = self._disk.purge(self._max_snapshots, self._max_wals)
             self._snapshots += 1
             self._purged += len(purged)

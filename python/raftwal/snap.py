@@ -29,6 +29,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable
 
+from ._fsutil import fsync_dir
 from ._native import crc32c
 from .errors import CorruptionError, CRCMismatchError, EmptySnapshotError, Error, NoSnapshotError
 from .messages import Snapshot, WalSnapshot, parse_snap_file, snap_file_bytes
@@ -71,15 +72,6 @@ def _is_snap_tmp(name: str) -> bool:
     """A temporary of :meth:`Snapshotter._write_file`: ``<name>.snap.<random>.tmp``."""
     head, sep, _ = name.partition(SNAP_SUFFIX + ".")
     return bool(sep) and bool(head) and name.endswith(_TMP_SUFFIX)
-
-
-def _fsync_dir(dirpath: str) -> None:
-    """Make the directory's entries (a rename, a new file) durable."""
-    fd = os.open(dirpath, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_regular_file(path: str) -> bytes:
@@ -158,7 +150,7 @@ class Snapshotter:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
 
     # --- reading -------------------------------------------------------------
 

@@ -49,7 +49,8 @@ from typing import Any
 from .. import _native
 from ..durable import open as open_storage
 from ..messages import Entry, HardState
-from ..wal import WAL, verify
+from ..wal import DEFAULT_SEGMENT_SIZE, WAL, verify
+from .diskcheck import filesystem_of
 
 __all__ = ["PyWal", "add_arguments", "main", "run"]
 
@@ -57,7 +58,6 @@ ENTRY_SIZE = 100
 """Payload bytes of an entry in the save scenarios and the sweep."""
 DECODE_ENTRY_SIZE = 4096
 IN_FLIGHT = 1024
-SEGMENT_SIZE = 64_000_000
 
 # ----------------------------------------------------------------------------- results
 
@@ -188,7 +188,7 @@ class PyWal:
         metadata: bytes | None = None,
         *,
         crc: Callable[[bytes, int], int] = _native.crc32c,
-        segment_size: int = SEGMENT_SIZE,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
     ) -> None:
         self._dir = Path(dirpath)
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -529,27 +529,6 @@ def _cmd_output(*cmd: str) -> str | None:
         return None
     out = proc.stdout.strip() or proc.stderr.strip()
     return out.splitlines()[0] if proc.returncode == 0 and out else None
-
-
-def filesystem_of(path: Path) -> tuple[str, str, str]:
-    """(type, source, options) of the mount holding ``path``, from
-    /proc/self/mountinfo; ("unknown", "", "") elsewhere."""
-    best: tuple[int, str, str, str] = (-1, "unknown", "", "")
-    real = os.path.realpath(path)
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return best[1:]
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        parts, rparts = left.split(), right.split()
-        if len(parts) < 6 or len(rparts) < 2:
-            continue
-        mnt = parts[4].encode().decode("unicode_escape")
-        inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
-        if inside and len(mnt) >= best[0]:
-            best = (len(mnt), rparts[0], rparts[1], parts[5])
-    return best[1:]
 
 
 def machine_info(bench_dir: Path, lmdb: Any | None) -> list[tuple[str, str]]:

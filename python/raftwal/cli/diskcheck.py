@@ -170,23 +170,25 @@ class _WalFile:
             self._wal = None
 
 
-def filesystem_of(path: Path) -> str:
-    """The type of the filesystem holding ``path`` (from /proc/self/mounts), or "unknown"."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return "unknown"
+def filesystem_of(path: Path) -> tuple[str, str, str]:
+    """(type, source, options) of the mount holding ``path``, from
+    /proc/self/mountinfo; ("unknown", "", "") elsewhere."""
+    best: tuple[int, str, str, str] = (-1, "unknown", "", "")
     real = os.path.realpath(path)
-    best, fstype = "", "unknown"
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3:
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return best[1:]
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if len(parts) < 6 or len(rparts) < 2:
             continue
-        mnt = parts[1].replace("\\040", " ")
+        mnt = parts[4].encode().decode("unicode_escape")
         inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
-        if inside and len(mnt) >= len(best):
-            best, fstype = mnt, parts[2]
-    return fstype
+        if inside and len(mnt) >= best[0]:
+            best = (len(mnt), rparts[0], rparts[1], parts[5])
+    return best[1:]
 
 
 def run_check(
@@ -228,7 +230,7 @@ def run_check(
             r.close()
         shutil.rmtree(work, ignore_errors=True)
     results = {s.key: s.report(block) for s, _ in runners}
-    fstype = filesystem_of(directory)
+    fstype = filesystem_of(directory)[0]
     p99 = results["preallocated"]["fdatasync_ms"]["p99"]
     ok = p99 is not None and p99 < THRESHOLD_MS
     notes = []

@@ -67,6 +67,7 @@ import pysyncobj  # type: ignore[import-untyped, import-not-found, unused-ignore
 import pysyncobj.syncobj  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from pysyncobj.journal import Journal  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+from .._fsutil import fsync_dir, fsync_file
 from ..durable import DurableStorage
 from ..durable import open as open_storage
 from ..messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
@@ -109,23 +110,6 @@ def install() -> None:
 
         mod.createJournal = create_journal
         _patched = create_journal
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _fsync_dir(path.parent)
 
 
 class JournalFailedError(RuntimeError):
@@ -178,7 +162,7 @@ class _VoteNames:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._path)
-        _fsync_dir(self._path.parent)
+        fsync_dir(self._path.parent)
 
     def copy_to(self, directory: Path) -> None:
         if self._by_code:
@@ -308,7 +292,7 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
 
     def _sync_dump(self) -> None:
         if self._dump is not None and self._dump.exists():
-            _fsync_file(self._dump)
+            fsync_file(self._dump)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -457,11 +441,11 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
         with open_storage(tmp, metadata=METADATA, **self._opts) as st:
             st.save(hs, [entry], snap)
         self._names.copy_to(tmp)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         self._st.close()
         os.rename(self._dir, old)
         os.rename(tmp, self._dir)
-        _fsync_dir(self._dir.parent)
+        fsync_dir(self._dir.parent)
         shutil.rmtree(old, ignore_errors=True)
         self._st = open_storage(self._dir, metadata=METADATA, **self._opts)
         self._written = (hs.term, hs.vote, hs.commit)
@@ -471,7 +455,7 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
         old = self._dir.with_name(self._dir.name + ".old")
         if not self._dir.exists() and tmp.exists() and old.exists():
             os.rename(tmp, self._dir)  # crashed between the two renames
-            _fsync_dir(self._dir.parent)
+            fsync_dir(self._dir.parent)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
 
