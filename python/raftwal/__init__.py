@@ -1,7 +1,7 @@
 """raftwal: etcd's Raft log storage for Python, byte for byte, with a Rust core."""
 
 from ._native import crc32c
-from .durable import DiskStorage, DurableStorage, RecoveryReport, open
+from .durable import DiskStorage, DurableStorage
 from .errors import (
     CompactedError,
     CorruptionError,
@@ -44,6 +44,7 @@ from .messages import (
     SnapshotMetadata,
     WalSnapshot,
 )
+from .restart import RecoveryReport, open
 from .snap import Snapshotter
 from .storage import MemoryStorage, Storage
 from .wal import (

@@ -37,8 +37,8 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from .durable import DurableStorage
-from .durable import open as _open
 from .messages import ConfState, Entry, HardState, Snapshot
+from .restart import open as _open
 from .wal import WAL, OffLoop, shielded
 
 __all__ = ["aclose", "acreate_snapshot", "afsync", "aopen", "asave", "submit"]

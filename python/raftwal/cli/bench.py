@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import _native
-from ..durable import open as open_storage
 from ..messages import Entry, HardState
+from ..restart import open as open_storage
 from ..wal import DEFAULT_SEGMENT_SIZE, WAL, verify
 from .diskcheck import filesystem_of
 

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._native import DiskLog
-from ..durable import open as open_storage
 from ..errors import Error, SnapshotNotFoundError, WALNotFoundError
 from ..messages import ConfState, Entry, EntryType, HardState, MemberMetadata, WalSnapshot
+from ..restart import open as open_storage
 from ..snap import Snapshotter
 from ..wal import WAL, repair, salvage, valid_snapshot_entries, verify
 

@@ -69,8 +69,8 @@ from pysyncobj.journal import Journal  # type: ignore[import-untyped, import-not
 
 from .._fsutil import fsync_dir, fsync_file
 from ..durable import DurableStorage
-from ..durable import open as open_storage
 from ..messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
+from ..restart import open as open_storage
 
 __all__ = [
     "JournalFailedError",
