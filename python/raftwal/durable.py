@@ -2,12 +2,6 @@
 a :class:`DiskStorage` (the WAL and the Snapshotter used together, as
 etcd's server storage glue uses them) that persists every change first.
 :func:`raftwal.open` (in :mod:`raftwal.restart`) builds one.
-
-    with raftwal.open("data") as storage:
-        hs, cs = storage.initial_state()
-        storage.save(HardState(term=1, vote=1, commit=1), [Entry(term=1, index=1, data=b"x")])
-        if storage.needs_snapshot(applied_index=1):
-            storage.create_snapshot(1, ConfState(voters=[1]), b"state machine bytes")
 """
 
 from __future__ import annotations
