@@ -11,7 +11,7 @@ and benches/throughput.png (durable entries/s against batch size):
 
 The work is done by ``raftwal.cli.bench`` (also ``raftwal bench``); this script
 points its report at the repository and gives it the etcd Go baseline
-(``tests/etcdref.py``, which builds ``tools/etcdref``). Needs ``pip install -e '.[bench]'``
+(``tests/support/etcdref.py``, which builds ``tools/etcdref``). Needs ``pip install -e '.[bench]'``
 for the lmdb baseline and the chart, and ``go`` with Debian's
 ``golang-etcd-server-dev`` for the etcd baseline; whatever is missing is
 skipped and named in the report.
@@ -33,12 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def load_etcdref() -> tuple[Any | None, str]:
     """(EtcdRef instance or None, why not), from this checkout's
-    ``tests/etcdref.py``, which builds ``tools/etcdref``."""
+    ``tests/support/etcdref.py``, which builds ``tools/etcdref``."""
     mod = sys.modules.get("etcdref")
     if mod is None:
-        path = REPO / "tests" / "etcdref.py"
+        path = REPO / "tests" / "support" / "etcdref.py"
         if not path.is_file():
-            return None, "needs a raftwal source checkout (tests/etcdref.py, tools/etcdref)"
+            return None, "needs a raftwal source checkout (tests/support/etcdref.py, tools/etcdref)"
         spec = importlib.util.spec_from_file_location("etcdref", path)
         if spec is None or spec.loader is None:
             return None, f"cannot load {path}"

@@ -3,7 +3,7 @@
 The etcd request types that ``raftwal dump --etcd`` decodes ship as a
 compiled descriptor set, like the WAL's own types (tools/gen_descriptors.py):
 no protoc is needed at install time. The bytes are written as base64 so the
-generated module is already in ``ruff format``'s style. ``tests/test_cli_extras.py`` checks the
+generated module is already in ``ruff format``'s style. ``tests/cli/test_cli_extras.py`` checks the
 shipped copy is current.
 
     python tools/gen_etcd_descriptors.py          # rewrite the module

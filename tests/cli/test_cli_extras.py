@@ -28,7 +28,7 @@ from raftwal.cli.etcd_decode import decode_data, decode_entry, message_class
 
 from etcd_fixtures import ALL, Fixture
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

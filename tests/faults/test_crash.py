@@ -1,4 +1,4 @@
-"""Crash campaign: a writer process (tests/crash_writer.py) appends to a
+"""Crash campaign: a writer process (tests/support/crash_writer.py) appends to a
 ``raftwal.open`` data directory with blocking and group-committed saves,
 snapshots, segment cuts and purges, and is killed with SIGKILL at random
 moments (during create or recovery, right after a snapshot or a cut, at any
@@ -41,7 +41,7 @@ from crash_writer import OPTIONS, TERM, payload, snapshot_data
 import raftwal
 from raftwal import Entry, HardState, WalSnapshot
 
-WRITER = Path(__file__).with_name("crash_writer.py")
+WRITER = Path(__file__).resolve().parents[1] / "support" / "crash_writer.py"
 CRASH_SECONDS = float(os.environ.get("RAFTWAL_CRASH_SECONDS", "35"))
 LONG_SECONDS = float(os.environ.get("RAFTWAL_CRASH_LONG_SECONDS", "600"))
 EVENT_TIMEOUT = 30.0  # a writer must reach any event we wait for within this

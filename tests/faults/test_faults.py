@@ -2,7 +2,7 @@
 every write, fsync, preallocation, directory fsync, cut step and snapshot
 record can fail with EIO or ENOSPC, or the process can be killed there.
 
-Each case runs a child process (tests/fault_child.py) that appends with
+Each case runs a child process (tests/support/fault_child.py) that appends with
 `save` and `save_async` and prints what was acknowledged. The parent then
 checks that the failure reached the caller as a typed OSError, that the WAL
 refused every later save (poisoned), and that reopening with the normal
@@ -23,7 +23,7 @@ from fault_child import payload
 import raftwal
 from raftwal import Entry, HardState
 
-CHILD = Path(__file__).parent / "fault_child.py"
+CHILD = Path(__file__).resolve().parents[1] / "support" / "fault_child.py"
 
 # (site, which hit fires): late enough to land mid-workload
 IO_SITES = [

@@ -1,4 +1,4 @@
-"""A short run of the soak test (tests/soak.py; the long run is `make soak`):
+"""A short run of the soak test (tests/support/soak.py; the long run is `make soak`):
 several storages with writers, snapshotters and readers, closed, dropped and
 reopened, leave no descriptor, thread, temporary file or memory behind and
 lose nothing acknowledged."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "support"
 
 
 @pytest.mark.timeout(300)

@@ -1,4 +1,4 @@
-"""A short run of the torture campaign (tests/torture.py; ``make torture``
+"""A short run of the torture campaign (tests/support/torture.py; ``make torture``
 runs a longer one): random structural damage x every recovery mode x every
 CLI subcommand, with a fixed seed and number of cases."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TORTURE = Path(__file__).parent / "torture.py"
+TORTURE = Path(__file__).resolve().parents[1] / "support" / "torture.py"
 
 
 @pytest.mark.timeout(900)

@@ -1,5 +1,5 @@
 """The DurableStorage model under injected failures (the failpoints build):
-a seeded run of tests/trust_model_child.py in a child process, with EIO or
+a seeded run of tests/support/trust_model_child.py in a child process, with EIO or
 ENOSPC injected on a write, an fsync, a cut step or a snapshot record.
 The failure must reach the caller, poison the storage (the next save
 raises WALPoisonedError), leave memory as the last acknowledged call left
@@ -22,7 +22,7 @@ from trust_model_child import OPTS
 
 import raftwal
 
-CHILD = Path(__file__).parent / "trust_model_child.py"
+CHILD = Path(__file__).resolve().parents[1] / "support" / "trust_model_child.py"
 
 CASES = [
     ("write_before", 7, 1),

@@ -2,7 +2,7 @@
 of a WAL gives a ``raftwal.Error`` on a strict open, or exactly the original
 data; no open in any mode destroys a byte it did not report.
 
-Damage is told apart from a torn final write the way tests/test_power_loss.py
+Damage is told apart from a torn final write the way tests/faults/test_power_loss.py
 models one: whole 512-byte sectors, possibly written out of order, only in
 the last segment. What such a write cannot leave (bytes in the sector of a
 zero length word, a length over valid records, anything in an earlier

@@ -1,4 +1,4 @@
-"""Every real etcd member directory in tests/fixtures reads exactly as
+"""Every real etcd member directory in tests/support/fixtures reads exactly as
 etcd's own wal/snap code reads it (the *.expect.json files)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Run for a time budget with ``tools/fuzz.sh`` or by hand::
 
-    python tests/atheris_reader.py -max_total_time=60 [-only_ascii=0] [CORPUS_DIR...]
+    python tests/support/atheris_reader.py -max_total_time=60 [-only_ascii=0] [CORPUS_DIR...]
 
 Each input is split into a WAL segment and a ``.snap`` file (or, by its
 first byte, edits to one of the real logs of ``test_fuzz_python.bases``)

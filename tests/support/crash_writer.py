@@ -1,6 +1,6 @@
-"""The writer of the crash campaign (tests/test_crash.py), run as a child process.
+"""The writer of the crash campaign (tests/faults/test_crash.py), run as a child process.
 
-    python tests/crash_writer.py DATA_DIR SEED [--stop-at PHASE:N]
+    python tests/support/crash_writer.py DATA_DIR SEED [--stop-at PHASE:N]
 
 It opens ``raftwal.open(DATA_DIR, **OPTIONS)`` (creating or recovering) and
 appends forever in a single term, with increasing indexes: blocking ``save``

@@ -1,4 +1,4 @@
-"""Real etcd member directories (tests/fixtures, written by etcd's own
+"""Real etcd member directories (tests/support/fixtures, written by etcd's own
 servers) and what etcd's own code reads from them (*.expect.json)."""
 
 from __future__ import annotations

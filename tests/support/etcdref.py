@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCE_DIR = REPO / "tools" / "etcdref"
 SOURCE = SOURCE_DIR / "main.go"
 CACHE_DIR = REPO / "target" / "etcdref"

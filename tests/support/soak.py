@@ -1,7 +1,7 @@
 """Soak: several storages in one process, used the way a service uses them,
 for a fixed time; afterwards the process holds what it held before.
 
-    python tests/soak.py --seconds 600 --storages 8      (or: make soak)
+    python tests/support/soak.py --seconds 600 --storages 8      (or: make soak)
 
 Each storage has a writer thread (synchronous saves and bursts of
 ``save_async``), a snapshot thread (``create_snapshot`` at the committed

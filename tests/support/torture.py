@@ -1,6 +1,6 @@
 """A torture campaign for raftwal's recovery and tools.
 
-    python tests/torture.py --seconds 60 --seed 1 [--keep DIR]
+    python tests/support/torture.py --seconds 60 --seed 1 [--keep DIR]
 
 A data directory is written once (several segments, snapshots, terms that
 change). Then, until the budget in seconds is spent, a copy of it gets one

@@ -1,5 +1,5 @@
-"""Child process of tests/test_trust_faults.py: a seeded random run of the
-DurableStorage model (tests/test_trust_model.py) against the failpoints
+"""Child process of tests/faults/test_trust_faults.py: a seeded random run of the
+DurableStorage model (tests/unit/test_trust_model.py) against the failpoints
 build, with RAFTWAL_FAILPOINTS set by the parent. Prints one JSON line an
 event on stdout:
 
@@ -18,7 +18,11 @@ import json
 import random
 import sys
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
+
+# the model lives beside the tests that use it in-process
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
 from test_trust_model import Model, check_storage, payload
 

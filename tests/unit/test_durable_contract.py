@@ -1,4 +1,4 @@
-"""The Storage contract suite (tests/storage_contract.py) against
+"""The Storage contract suite (tests/support/storage_contract.py) against
 DurableStorage: every mutation goes to disk first, and the suite's
 `reopen` really closes the storage and recovers it from its files."""
 

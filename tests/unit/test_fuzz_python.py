@@ -15,7 +15,7 @@ No OSError is allowed either: the files are ours and readable, so one would
 be a bug too.
 
 The budget is a fixed number of examples per test (``RAFTWAL_FUZZ_EXAMPLES``,
-default 300; a few seconds). ``tests/atheris_reader.py`` drives the same
+default 300; a few seconds). ``tests/support/atheris_reader.py`` drives the same
 ``exercise`` from atheris for a time budget (``tools/fuzz.sh``).
 """
 

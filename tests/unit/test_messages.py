@@ -145,7 +145,7 @@ def test_snapshot_round_trip(cs: ConfState, index: int, term: int, data: bytes |
 
 def test_shipped_descriptors_match_the_proto_files() -> None:
     pytest.importorskip("grpc_tools", reason="grpcio-tools (the dev extra) compiles proto/*.proto")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     r = subprocess.run(
         [sys.executable, str(root / "tools" / "gen_descriptors.py"), "--check"],
         capture_output=True,

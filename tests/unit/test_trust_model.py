@@ -11,7 +11,7 @@ changes nothing: every Storage getter is compared with the model after
 each step, and a close + reopen, in every recovery mode, must give
 exactly the model back (with a strict reopen never needing a repair).
 
-`run_machine` is also what tests/trust_model_child.py runs in a child
+`run_machine` is also what tests/support/trust_model_child.py runs in a child
 process with the failpoints build: there an injected EIO or ENOSPC on a
 write or an fsync must poison the storage, and a reopen must hold the
 model's acknowledged state (or, for the one call that failed, its effect

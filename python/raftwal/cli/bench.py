@@ -14,7 +14,7 @@ This module imports only the standard library and raftwal. The optional
 baselines and the chart import their packages when used: ``lmdb``
 (py-lmdb) and ``matplotlib`` (``pip install 'raftwal[bench]'``). The etcd Go
 baseline needs a raftwal source checkout: ``benches/compare.py`` provides it
-(``tests/etcdref.py`` builds ``tools/etcdref`` with ``go`` and Debian's
+(``tests/support/etcdref.py`` builds ``tools/etcdref`` with ``go`` and Debian's
 ``golang-etcd-server-dev``).
 """
 
@@ -81,7 +81,7 @@ __all__ = ["PyWal", "add_arguments", "check_pure_python_encoder", "crc32c_py", "
 
 EtcdReference = Callable[[], tuple[Any | None, str]]
 """Gives (a client of etcd's Go WAL, or None; why not). The client is
-``tests/etcdref.py``'s ``EtcdRef`` in a raftwal source checkout, which
+``tests/support/etcdref.py``'s ``EtcdRef`` in a raftwal source checkout, which
 builds ``tools/etcdref``; ``benches/compare.py`` passes it to :func:`run`."""
 
 
