@@ -80,13 +80,13 @@ fuzz:
 	bash tools/fuzz.sh $(FUZZ_SECONDS)
 
 # random structural damage x every recovery mode x every CLI subcommand
-# (tests/torture.py); exit 1 on any breach, the cases kept in torture-cases/
+# (tests/support/torture.py); exit 1 on any breach, the cases kept in torture-cases/
 torture:
-	$(PYTHON) tests/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED) --keep torture-cases
+	$(PYTHON) tests/support/torture.py --seconds $(TORTURE_SECONDS) --seed $(TORTURE_SEED) --keep torture-cases
 
 # storages used as a service uses them, for a fixed time; nothing may leak
 soak:
-	$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) --storages $(SOAK_STORAGES)
+	$(PYTHON) tests/support/soak.py --seconds $(SOAK_SECONDS) --storages $(SOAK_STORAGES)
 
 clean:
 	rm -rf torture-cases target build dist .pytest_cache .hypothesis .mypy_cache .ruff_cache fuzz/target fuzz/artifacts

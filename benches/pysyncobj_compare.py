@@ -10,7 +10,7 @@ How each journal syncs (printed with the table):
 
 * ``raftwal``: etcd's WAL format through raftwal, group commit; an fdatasync
   covers every entry, term and vote before any raft message leaves a node
-  and before the leader applies (``raftwal.pysyncobj_journal``).
+  and before the leader applies (``raftwal.integrations.pysyncobj``).
 * ``raftwal-sync``: the same journal with one fdatasync per appended entry.
 * ``file``: PySyncObj's FileJournal, an mmap'd file that is never fsynced
   (a process kill loses nothing, a power cut can), term and vote written to
@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from raftwal.pysyncobj_journal import JOURNALS, throughput
+from raftwal.cli.pysyncobj_cluster import JOURNALS, throughput
 
 
 def main(argv: list[str] | None = None) -> int:

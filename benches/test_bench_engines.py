@@ -17,7 +17,6 @@ In the test run (``--benchmark-disable``) each runs once, as a test.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -28,20 +27,11 @@ import pytest
 
 import raftwal
 from raftwal import WAL, Entry, HardState
+from raftwal.cli.bench_systems import PyWal
 
 ENTRY = bytes(range(100))
 BATCHES = [1, 10, 100, 1000]
 RECOVERY_ENTRIES = 100_000
-
-
-def _pywal() -> Any:
-    """The pure-Python encoder of the WAL format, from the bench tool."""
-    for module in ("raftwal.cli.bench", "raftwal.bench"):
-        try:
-            return importlib.import_module(module).PyWal
-        except ImportError:
-            continue
-    raise ImportError("raftwal's bench tool is not installed")
 
 
 class Engine(Protocol):
@@ -123,7 +113,7 @@ class Lmdb:
 
 class PurePython:
     def __init__(self, path: Path) -> None:
-        self.w = _pywal()(path / "pywal", b"bench")
+        self.w = PyWal(path / "pywal", b"bench")
 
     def save(self, first: int, count: int) -> None:
         ents = [Entry(term=1, index=i, data=ENTRY) for i in range(first, first + count)]

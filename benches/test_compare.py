@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import raftwal
-from raftwal import bench
+from raftwal.cli import bench
 
 HERE = Path(__file__).resolve().parent
 TINY = [
@@ -39,7 +39,7 @@ def _has(module: str) -> bool:
 
 
 def _etcd() -> Any | None:
-    return bench._load_etcdref()[0]
+    return _compare().load_etcdref()[0]
 
 
 def test_compare_tiny(tmp_path: Path) -> None:

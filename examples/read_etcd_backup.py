@@ -17,7 +17,7 @@ from pathlib import Path
 
 import raftwal
 
-DEFAULT = Path(__file__).resolve().parents[1] / "tests/fixtures/etcd-3.4.23/single.tar.gz"
+DEFAULT = Path(__file__).resolve().parents[1] / "tests/support/fixtures/etcd-3.4.23/single.tar.gz"
 
 
 def main(work: Path, tarball: Path) -> None:

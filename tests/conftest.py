@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# The helpers (tests/support/) are imported by name from every group.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 from hypothesis import HealthCheck, settings
 

@@ -9,7 +9,7 @@
 # TARGETs (default: all three):
 #   record_decoder  cargo-fuzz: fuzz/fuzz_targets/record_decoder.rs
 #   segment_reader  cargo-fuzz: fuzz/fuzz_targets/segment_reader.rs
-#   python          atheris:    tests/atheris_reader.py
+#   python          atheris:    tests/support/atheris_reader.py
 #
 # Only stable Rust is needed: cargo-fuzz's default AddressSanitizer build
 # passes -Zsanitizer, which stable rustc accepts with RUSTC_BOOTSTRAP=1 (set
@@ -18,7 +18,7 @@
 #
 # Inputs that crash are kept in fuzz/artifacts/<target>/; replay one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>
-#   python tests/atheris_reader.py fuzz/artifacts/python/<file>
+#   python tests/support/atheris_reader.py fuzz/artifacts/python/<file>
 # The corpus grown by a run is kept in fuzz/target/corpus/<target>/ (the
 # seeds in fuzz/corpus/ are read, never written).
 set -euo pipefail
@@ -96,7 +96,7 @@ for t in "${targets[@]}"; do
         fi
         # atheris/libFuzzer writes stray files to the current directory.
         rc=0
-        (cd "$scratch" && "$PYTHON" "$root/tests/atheris_reader.py" "${opts[@]}" "$corpus") || rc=$?
+        (cd "$scratch" && "$PYTHON" "$root/tests/support/atheris_reader.py" "${opts[@]}" "$corpus") || rc=$?
     else
         rc=0
         cargo fuzz run "${sanitizer[@]}" "$t" "$corpus" "$root/fuzz/corpus/$t" -- "${opts[@]}" || rc=$?

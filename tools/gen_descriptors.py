@@ -2,7 +2,7 @@
 
 The package ships the compiled descriptor set rather than protoc's Python
 output, so it works with any protobuf runtime >= 4.22 and needs no protoc at
-install time. `tests/test_messages.py` checks the shipped copy is current.
+install time. `tests/unit/test_messages.py` checks the shipped copy is current.
 
     python tools/gen_descriptors.py          # rewrite the module
     python tools/gen_descriptors.py --check  # exit 1 if it is stale

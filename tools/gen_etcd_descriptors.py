@@ -1,9 +1,9 @@
-"""Regenerate python/raftwal/_etcd_descriptors.py from proto/etcdserver_requests.proto.
+"""Regenerate python/raftwal/cli/_etcd_descriptors.py from proto/etcdserver_requests.proto.
 
 The etcd request types that ``raftwal dump --etcd`` decodes ship as a
 compiled descriptor set, like the WAL's own types (tools/gen_descriptors.py):
 no protoc is needed at install time. The bytes are written as base64 so the
-generated module is already in ``ruff format``'s style. ``tests/test_cli_extras.py`` checks the
+generated module is already in ``ruff format``'s style. ``tests/cli/test_cli_extras.py`` checks the
 shipped copy is current.
 
     python tools/gen_etcd_descriptors.py          # rewrite the module
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_descriptors import compile_descriptor_set, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "python" / "raftwal" / "_etcd_descriptors.py"
+OUT = ROOT / "python" / "raftwal" / "cli" / "_etcd_descriptors.py"
 FILES = ["etcdserver_requests.proto"]
 
 

@@ -5,7 +5,7 @@ from importlib.metadata import version as _version
 
 from . import aio
 from ._native import crc32c
-from .disk import DiskStorage
+from .durable import DiskStorage, DurableStorage
 from .errors import (
     CompactedError,
     CorruptionError,
@@ -49,7 +49,7 @@ from .messages import (
     SnapshotMetadata,
     WalSnapshot,
 )
-from .node import DurableStorage, RecoveryReport, open
+from .restart import RecoveryReport, open
 from .snap import Snapshotter
 from .storage import MemoryStorage, Storage
 from .wal import (

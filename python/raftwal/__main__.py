@@ -1,5 +1,5 @@
 """``python -m raftwal``: the ``raftwal`` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -36,10 +36,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from .durable import DurableStorage
 from .messages import ConfState, Entry, HardState, Snapshot
-from .node import DurableStorage
-from .node import open as _open
-from .wal import WAL, OffLoop
+from .restart import open as _open
+from .wal import WAL, OffLoop, shielded
 
 __all__ = ["aclose", "acreate_snapshot", "afsync", "aopen", "asave", "submit"]
 
@@ -59,13 +59,6 @@ def _start(
             raise TypeError("a snapshot can only be saved through a DurableStorage")
         return target.save_async(hard_state, entries, snapshot)
     return target.save_async(hard_state, entries)
-
-
-def _consume(fut: asyncio.Future[None]) -> None:
-    # The shielded inner future may finish after its awaiter was cancelled:
-    # retrieve its outcome so asyncio does not log "exception never retrieved".
-    if not fut.cancelled():
-        fut.exception()
 
 
 # For targets other than a WAL or a DurableStorage (which have their own).
@@ -95,9 +88,7 @@ def submit(
         raise TypeError("a snapshot can only be saved through a DurableStorage")
     ents = list(entries)
     done = _off_loop(target).submit(lambda: _start(target, hard_state, ents, snapshot))
-    inner = asyncio.wrap_future(done, loop=loop)
-    inner.add_done_callback(_consume)
-    return asyncio.shield(inner)
+    return shielded(done, loop)
 
 
 async def asave(

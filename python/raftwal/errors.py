@@ -34,7 +34,20 @@ __all__ = [
 
 
 class Error(Exception):
-    """Base class of every raftwal error."""
+    """Base class of every raftwal error.
+
+    An error about a place on disk says where: ``path`` is the damaged
+    segment or snapshot file and ``offset`` the decimal byte offset of the
+    record's frame (its length word); both are ``None`` otherwise. The
+    native core sets them on the errors it raises."""
+
+    path: str | None
+    offset: int | None
+
+    def __init__(self, *args: object, path: str | None = None, offset: int | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
+        self.offset = offset
 
 
 # --- raft Storage errors (etcd's raft package) -------------------------------

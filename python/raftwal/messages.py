@@ -149,18 +149,6 @@ class _Value:
         return len(self.SerializeToString())
 
 
-def _uvarint_len(v: int) -> int:
-    n = 1
-    while v >= 0x80:
-        v >>= 7
-        n += 1
-    return n
-
-
-def _int_varint_len(v: int) -> int:
-    return 10 if v < 0 else _uvarint_len(v)
-
-
 class Entry(EntryBase, _Value):
     """raftpb.Entry: one log entry.
 

@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Callable, Generator, Iterable
 from typing import Protocol
 
+from ._fsutil import fsync_dir
 from ._native import crc32c
 from .errors import (
     CorruptionError,
@@ -159,15 +160,6 @@ def _is_snap_tmp(name: str) -> bool:
     return bool(sep) and bool(head) and name.endswith(_TMP_SUFFIX)
 
 
-def _fsync_dir(dirpath: str) -> None:
-    """Make the directory's entries (a rename, a new file) durable."""
-    fd = os.open(dirpath, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_regular_file(path: str) -> bytes:
     """The bytes of ``path``, refusing (:class:`CorruptionError`) anything
     but a regular file; the open never blocks, even on a FIFO."""
@@ -244,7 +236,7 @@ class Snapshotter:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
 
     def save_db_from(self, source: DBSource, index: int) -> int:
         """Save the backend database sent with the snapshot at ``index`` as
@@ -284,7 +276,7 @@ class Snapshotter:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         return written
 
     def db_file_path(self, index: int) -> str:

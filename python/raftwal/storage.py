@@ -18,14 +18,14 @@ semantics case for case:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import Protocol, runtime_checkable
+from typing import Protocol, overload, runtime_checkable
 
 from .errors import CompactedError, SnapOutOfDateError, UnavailableError
 from .messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 
-__all__ = ["MemoryStorage", "Storage"]
+__all__ = ["EntryList", "MemoryStorage", "Storage"]
 
 # etcd's error strings (raft/storage.go), word for word.
 _COMPACTED = "requested index is unavailable due to compaction"
@@ -73,6 +73,22 @@ class Storage(Protocol):
         ...
 
 
+class EntryList(Protocol):
+    """The entry container a :class:`MemoryStorage` keeps its log in: what
+    it uses of a ``list[Entry]`` (position 0 is the dummy entry). A
+    ``list`` is one; so is a log kept on disk (``raftwal.lazylog``), which
+    may add ``term_at(k)`` to read a term without reading the entry."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, k: int) -> Entry: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[Entry]: ...
+    def __setitem__(self, k: int, value: Entry) -> None: ...
+    def __delitem__(self, k: slice) -> None: ...
+    def extend(self, items: Iterable[Entry]) -> None: ...
+
+
 def _copy_conf_state(cs: ConfState) -> ConfState:
     return ConfState(
         voters=cs.voters,
@@ -110,13 +126,38 @@ class MemoryStorage:
 
     __slots__ = ("_ents", "_hard_state", "_lock", "_snapshot")
 
-    def __init__(self) -> None:
-        """An empty storage: only the dummy entry ``(index 0, term 0)``."""
+    def __init__(
+        self, entries: EntryList | None = None, *, snapshot: Snapshot | None = None
+    ) -> None:
+        """An empty storage (only the dummy entry ``(index 0, term 0)``), or
+        one that starts at ``snapshot`` (as :meth:`apply_snapshot` would)
+        holding the log in ``entries``: an :class:`EntryList` whose
+        position 0 is the dummy entry at the snapshot's index and term
+        (``ValueError`` otherwise), taken as is, not copied."""
+        snap = _copy_snapshot(snapshot) if snapshot is not None else Snapshot()
+        md = snap.metadata
+        ents: EntryList
+        if entries is None:
+            ents = [Entry(term=md.term, index=md.index)]
+        else:
+            if len(entries) == 0 or (entries[0].index, entries[0].term) != (md.index, md.term):
+                raise ValueError(
+                    "entries must start with the dummy entry at the snapshot's index and term"
+                )
+            ents = entries
         self._lock = threading.Lock()
         self._hard_state = HardState()
-        self._snapshot = Snapshot()
+        self._snapshot = snap
         # _ents[k] is log position _ents[0].index + k; _ents[0] is the dummy.
-        self._ents: list[Entry] = [Entry(term=0, index=0)]
+        self._ents = ents
+
+    def close(self) -> None:
+        """Let go of what the entry container holds outside memory (the
+        segment files of a log kept on disk); a list holds nothing."""
+        with self._lock:
+            close = getattr(self._ents, "close", None)
+        if close is not None:
+            close()
 
     def __repr__(self) -> str:
         """A short summary: the first and last index and the snapshot index."""

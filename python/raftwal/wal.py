@@ -43,8 +43,9 @@ __all__ = [
     "wal_exists",
 ]
 
-DEFAULT_SEGMENT_SIZE = 64_000_000
-"""etcd's ``SegmentSizeBytes``: preallocation size and cut threshold."""
+DEFAULT_SEGMENT_SIZE: int = _native.DEFAULT_SEGMENT_SIZE
+"""etcd's ``SegmentSizeBytes`` (64 MB): preallocation size and cut
+threshold; defined once, in the native core."""
 
 StrPath = str | os.PathLike[str]
 
@@ -344,6 +345,17 @@ def _settle(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
+def shielded(
+    done: Future[None], loop: asyncio.AbstractEventLoop | None = None
+) -> asyncio.Future[None]:
+    """An awaitable for a save's future: cancelling it cancels neither the
+    save nor the wait of others, and an outcome nobody awaits any more is
+    still retrieved."""
+    inner = asyncio.wrap_future(done, loop=loop)
+    inner.add_done_callback(_settle)
+    return asyncio.shield(inner)
+
+
 def _copy_outcome(src: Future[None], dst: Future[None]) -> None:
     exc = src.exception()
     if exc is None:
@@ -475,9 +487,7 @@ class OffLoop:
 async def await_save(done: Future[None]) -> None:
     """Wait for a save's future without blocking the event loop; cancelling
     the waiter cancels neither the save nor the wait of others."""
-    inner = asyncio.wrap_future(done)
-    inner.add_done_callback(_settle)
-    await asyncio.shield(inner)
+    await shielded(done)
 
 
 async def run_save_off_loop(off_loop: OffLoop, submit: Callable[[], Future[None]]) -> None:

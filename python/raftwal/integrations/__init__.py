@@ -1,0 +1,1 @@
+"""Other projects on raftwal: ``pysyncobj`` (a PySyncObj journal)."""
