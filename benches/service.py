@@ -37,11 +37,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sections import write_section
+
 import raftwal
 from raftwal import WAL, ConfState, Entry, HardState
-
-BEGIN = "<!-- benches/service.py: begin -->"
-END = "<!-- benches/service.py: end -->"
 
 # Runs one command and prints its peak RSS (KiB): the wrapper is small, so
 # the child inherits nothing large over fork.
@@ -310,20 +309,9 @@ def markdown(rows: list[Row], command: str, note: str) -> str:
     head = "| scenario | measure | raftwal | baseline | ratio | target |\n|---|---|---:|---:|---:|---|\n"
     body = "".join("| " + " | ".join(r.cells()) + " |\n" for r in rows)
     return (
-        f"{BEGIN}\n## In a service: snapshots beside saves, the CLI on a large log, copies\n\n"
-        f"{head}{body}\n{note}\n\n```\n{command}\n```\n{END}\n"
+        "## In a service: snapshots beside saves, the CLI on a large log, copies\n\n"
+        f"{head}{body}\n{note}\n\n```\n{command}\n```\n"
     )
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        a, rest = text.split(BEGIN, 1)
-        _, b = rest.split(END, 1)
-        text = a + section + b.lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(rows, cmd.strip(), note)
     print(md)
     if args.out:
-        write_section(Path(args.out), md)
+        write_section(Path(args.out), "service.py", md)
     return 0
 
 

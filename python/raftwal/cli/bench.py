@@ -85,6 +85,10 @@ EtcdReference = Callable[[], tuple[Any | None, str]]
 builds ``tools/etcdref``; ``benches/compare.py`` passes it to :func:`run`."""
 
 
+OTHER_SECTIONS = "<!-- benches/"
+"""Where the sections of BENCHMARKS.md that other scripts write begin."""
+
+
 def _no_etcd_reference() -> tuple[Any | None, str]:
     return None, "needs a raftwal source checkout: run benches/compare.py there"
 
@@ -472,6 +476,10 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         chart = None if png is None else os.path.relpath(png, out.parent)
+        # sections other scripts own (benches/service.py, benches/backend_db.py)
+        # sit between their own markers after this report: keep them
+        old = out.read_text() if out.exists() else ""
+        kept = old[old.index(OTHER_SECTIONS) :] if OTHER_SECTIONS in old else ""
         out.write_text(
             report_markdown(
                 table,
@@ -485,6 +493,7 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
                 elapsed,
                 args.pure_crc,
             )
+            + ("\n" + kept if kept else "")
         )
         _say(f"report: {out}")
     if args.json_out:
