@@ -45,7 +45,17 @@ def _etcd() -> Any | None:
 def test_compare_tiny(tmp_path: Path) -> None:
     out, png, raw = tmp_path / "BENCHMARKS.md", tmp_path / "chart.png", tmp_path / "r.json"
     work = tmp_path / "work"
-    argv = [*TINY, "--dir", str(work), "--out", str(out), "--png", str(png), "--json", str(raw)]
+    argv = [
+        *TINY,
+        "--dir",
+        str(work),
+        "--out",
+        str(out),
+        "--png",
+        str(png),
+        "--samples-json",
+        str(raw),
+    ]
     assert _compare().main(argv) == 0
 
     text = out.read_text()

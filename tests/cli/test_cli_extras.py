@@ -40,8 +40,8 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 def dump_etcd(member: Path) -> list[dict[str, Any]]:
     r = run("dump", str(member), "--etcd", "--json")
     assert r.returncode == 0, r.stderr
-    out: list[dict[str, Any]] = json.loads(r.stdout)
-    return out
+    # JSON Lines: one entry a line
+    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 # --- a live etcd 3.4 ------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_dump_and_inspect_read_a_wal_whose_first_segments_were_purged(tmp_path: 
     assert not (d / "wal" / "0000000000000000-0000000000000000.wal").exists()
     r = run("dump", str(d), "--json")
     assert r.returncode == 0, r.stderr
-    assert [e["index"] for e in json.loads(r.stdout)] == list(range(451, 501))
+    assert [json.loads(line)["index"] for line in r.stdout.splitlines()] == list(range(451, 501))
     assert "compacted" in r.stderr
     r = run("dump", str(d), "--etcd", "--start", "499")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import raftwal
 from raftwal import Entry, HardState
@@ -23,6 +24,11 @@ PEAK = (
     "    if line.startswith('VmHWM:'):\n"
     "        print('PEAK_KIB', line.split()[1], file=sys.stderr)\n"
 )
+
+
+def _lines(out: str) -> list[dict[str, Any]]:
+    """``dump --json`` output: JSON Lines, one entry a line."""
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def _dump(*args: str) -> tuple[str, int]:
@@ -55,7 +61,7 @@ def test_dump_of_a_few_entries_does_not_hold_the_log(tmp_path: Path) -> None:
     size = 2000
     wal_bytes = _large_log(d, size=size)
     out, peak_kib = _dump("--start", "30000", "--end", "30004", "--json", str(d))
-    rows = json.loads(out)
+    rows = _lines(out)
     assert [r["index"] for r in rows] == list(range(30000, 30005))
     assert rows[0]["data"] == (bytes([30000 % 251]) * size).hex()
     # the log stays on disk: peak memory well below its size
@@ -74,10 +80,10 @@ def test_dump_output_of_the_whole_log(tmp_path: Path) -> None:
             ],
         )
     out, _ = _dump("--json", str(d))
-    assert json.loads(out) == [
-        {"term": 1, "index": 1, "type": "EntryNormal", "data": "61"},
-        {"term": 2, "index": 2, "type": "EntryConfChange", "data": ""},
-        {"term": 2, "index": 3, "type": "EntryNormal", "data": ""},
+    assert _lines(out) == [
+        {"schema_version": 1, "term": 1, "index": 1, "type": "EntryNormal", "data": "61"},
+        {"schema_version": 1, "term": 2, "index": 2, "type": "EntryConfChange", "data": ""},
+        {"schema_version": 1, "term": 2, "index": 3, "type": "EntryNormal", "data": ""},
     ]
     out, _ = _dump("--type", "confchange", str(d))
     assert [line.split()[1] for line in out.splitlines()] == ["2"]
@@ -142,7 +148,7 @@ def test_dump_streams_only_the_entries_that_survived(tmp_path: Path) -> None:
     w.close()
     with raftwal.WAL.open_for_read(d) as r:
         _, _, want = r.read_all()
-    rows = lambda o: [(x["term"], x["index"], x["data"]) for x in json.loads(o)]  # noqa: E731
+    rows = lambda o: [(x["term"], x["index"], x["data"]) for x in _lines(o)]  # noqa: E731
     expect = [(e.term, e.index, (e.data or b"").hex()) for e in want]
     assert [e.index for e in want] == list(range(1, 520))
     out, _ = _dump("--json", str(d))

@@ -310,8 +310,11 @@ def test_repair_names_damage_it_cannot_repair(tmp_path: Path) -> None:
     assert segs[1].name in r.stderr and f"offset {f.offset}" in r.stderr
     r = run("repair", str(d), "--json")
     assert r.returncode == 1
-    err = json.loads(r.stdout)["error"]
-    assert err["type"] == "CRCMismatchError" and err["offset"] == f.offset
+    # the repair report (the same keys as salvage's) names the damage
+    rep = json.loads(r.stdout)
+    assert rep["repaired"] is False and rep["healthy"] is False
+    assert rep["damaged_file"] == segs[1].name and rep["damaged_offset"] == f.offset
+    assert "CRCMismatchError" in rep["detail"]
     assert tree(d) == before
 
 

@@ -72,6 +72,7 @@ from .bench_systems import (
     make_entries,
 )
 from .diskcheck import filesystem_of
+from .output import CommandError, document, error_doc
 
 __all__ = ["PyWal", "add_arguments", "check_pure_python_encoder", "crc32c_py", "main", "run"]
 
@@ -298,7 +299,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--png", help="write the throughput chart here (default: throughput.png beside --out)"
     )
-    parser.add_argument("--json", dest="json_out", help="also write the raw samples as JSON here")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as one JSON document on stdout (the tables go to stderr)",
+    )
+    parser.add_argument(
+        "--samples-json", dest="json_out", help="also write the raw samples as JSON here"
+    )
     parser.add_argument("--no-etcd", action="store_true", help="skip etcd's Go WAL")
     parser.add_argument("--no-sqlite", action="store_true", help="skip sqlite3")
     parser.add_argument("--no-lmdb", action="store_true", help="skip py-lmdb")
@@ -387,6 +395,8 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
     try:
         settings = _settings(args)
     except ValueError as e:
+        if getattr(args, "json", False):
+            print(document(error_doc(CommandError(str(e)), 2)))
         print(f"raftwal bench: {e}", file=sys.stderr)
         return 2
     started = time.perf_counter()
@@ -454,11 +464,13 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
 
     table = table_markdown(rows)
     elapsed = time.perf_counter() - started
-    print(table)
-    print()
-    print(sweep_markdown(swept, systems))
+    tables = sys.stderr if getattr(args, "json", False) else sys.stdout
+    print(table, file=tables)
+    print(file=tables)
+    print(sweep_markdown(swept, systems), file=tables)
     print(
-        f"\n({elapsed:.0f} s; ratio: median of per-round ratios, in brackets the lowest and highest)"
+        f"\n({elapsed:.0f} s; ratio: median of per-round ratios, in brackets the lowest and highest)",
+        file=tables,
     )
 
     info = dict(machine)
@@ -496,20 +508,16 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
             + ("\n" + kept if kept else "")
         )
         _say(f"report: {out}")
+    samples = {
+        "rows": [r.__dict__ for r in rows],
+        "sweep": {k: {str(b): s.__dict__ for b, s in per.items()} for k, per in swept.items()},
+        "machine": info,
+        "settings": settings.__dict__,
+    }
     if args.json_out:
-        Path(args.json_out).write_text(
-            json.dumps(
-                {
-                    "rows": [r.__dict__ for r in rows],
-                    "sweep": {
-                        k: {str(b): s.__dict__ for b, s in per.items()} for k, per in swept.items()
-                    },
-                    "machine": info,
-                    "settings": settings.__dict__,
-                },
-                indent=2,
-            )
-        )
+        Path(args.json_out).write_text(json.dumps(samples, indent=2, default=str))
+    if getattr(args, "json", False):
+        print(document(samples | {"elapsed_seconds": round(elapsed, 1)}))
     if args.fail_on_miss and any(r.met is False for r in rows):
         return 1
     return 0

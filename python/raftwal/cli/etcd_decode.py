@@ -475,7 +475,7 @@ def decode_data(entry_type: int, data: bytes | None) -> tuple[str, str, dict[str
         except CorruptionError:
             return "unknown", f"undecodable conf change {_q(data)}", {"hex": data.hex()}
         req: dict[str, Any] = {
-            "id": cc.id,
+            "id": _id(cc.id),
             "type": _conf_change_type(cc.type),
             "node_id": _id(cc.node_id),
         }
