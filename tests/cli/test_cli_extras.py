@@ -101,7 +101,7 @@ def test_dump_etcd_decodes_a_live_and_a_stopped_etcd34_member(tmp_path: Path) ->
         assert leased["request"]["put"] == {
             "key": "/app/leased",
             "value": "lv",
-            "lease": int(lease_hex, 16),
+            "lease": f"{int(lease_hex, 16):016x}",  # a 64-bit ID: hex
         }
         kinds = {e["kind"] for e in entries}
         assert "conf_change" in kinds and "v2" in kinds  # the member's own bootstrap entries

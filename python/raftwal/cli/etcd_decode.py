@@ -256,6 +256,13 @@ def _json_value(fd: FieldDescriptor, v: Any) -> Any:
     if isinstance(v, bytes):
         s = _text(v)
         return s if s is not None else {"hex": v.hex()}
+    if isinstance(v, int) and not isinstance(v, bool):
+        # 64-bit IDs as hex strings, as etcd prints them (a JSON number
+        # above 2**53 is rounded by most readers)
+        if fd.name == "lease":
+            return _lease(v)
+        if fd.name == "id" or fd.name.endswith("_id"):
+            return _id(v)
     return v
 
 
