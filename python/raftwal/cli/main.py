@@ -212,7 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     json_out = "--json" in argv
     try:
-        rc = _run(argv)
+        try:
+            rc = _run(argv)
+        except (CommandError, Error, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            # damage (a raftwal.Error) is 1; an operating-system failure is 2
+            if isinstance(exc, CommandError):
+                rc = exc.status
+            else:
+                rc = 1 if isinstance(exc, Error) else 2
+            emit_error(json_out, _command(argv), exc, rc)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except BrokenPipeError:
         # the reader went away (``| head``): no traceback, no message; and
@@ -221,13 +231,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return SIGPIPE_STATUS
-    except (CommandError, Error, OSError) as exc:
-        # damage (a raftwal.Error) is 1; an operating-system failure is 2
-        if isinstance(exc, CommandError):
-            rc = exc.status
-        else:
-            rc = 1 if isinstance(exc, Error) else 2
-        emit_error(json_out, _command(argv), exc, rc)
     return rc
 
 
