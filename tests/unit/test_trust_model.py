@@ -96,8 +96,10 @@ def payload(i: int, term: int) -> bytes:
     return b"%d@%d;" % (i, term) * (1 + i % 5)
 
 
-def check_storage(s: raftwal.DurableStorage, m: Model) -> None:
-    """Every Storage getter against the model."""
+def check_storage(s: raftwal.DurableStorage, m: Model, on_disk_closed: bool = False) -> None:
+    """Every Storage getter against the model. ``on_disk_closed``: a
+    bounded-memory storage was closed, so the entries it kept on disk can no
+    longer be read (``WALClosedError``); everything else still answers."""
     assert s.initial_state() == (m.hs, m.snap_cs)
     assert s.snapshot() == m.snapshot()
     assert s.first_index() == m.first
@@ -106,7 +108,10 @@ def check_storage(s: raftwal.DurableStorage, m: Model) -> None:
     assert s.term(m.first - 1) == m.term_at(m.first - 1)
     if m.last >= m.first:
         want = [m.log[i] for i in range(m.first, m.last + 1)]
-        assert s.entries(m.first, m.last + 1) == want
+        try:
+            assert s.entries(m.first, m.last + 1) == want
+        except raftwal.WALClosedError:
+            assert on_disk_closed, "entries refused although the storage can read them"
         assert [s.term(i) for i in range(m.first, m.last + 1)] == [e.term for e in want]
     with pytest.raises(raftwal.UnavailableError):
         s.term(m.last + 1)
@@ -114,13 +119,18 @@ def check_storage(s: raftwal.DurableStorage, m: Model) -> None:
 
 def snapshot_of(s: raftwal.DurableStorage) -> tuple[Any, ...]:
     first, last = s.first_index(), s.last_index()
+    try:
+        entries: Any = s.entries(first, last + 1) if last >= first else []
+    except raftwal.WALClosedError:
+        entries = "released"  # a closed bounded-memory storage's on-disk log
     return (
         s.initial_state(),
         s.snapshot(),
         first,
         last,
         s.durable_index,
-        s.entries(first, last + 1) if last >= first else [],
+        [s.term(i) for i in range(first, last + 1)],
+        entries,
     )
 
 
@@ -132,10 +142,12 @@ class DurableStorageMachine(RuleBasedStateMachine):
         self.m = Model()
         self.s: raftwal.DurableStorage | None = None
         self.closed = False
+        self.bounded = False
 
     @initialize(bounded=st.booleans())
     def start(self, bounded: bool) -> None:
         self.s = raftwal.open(self.dir, bounded_memory=bounded, **OPTS)
+        self.bounded = bounded
 
     def teardown(self) -> None:
         try:
@@ -260,6 +272,7 @@ class DurableStorageMachine(RuleBasedStateMachine):
         if not self.closed:
             self.sto.close()
         self.s = raftwal.open(self.dir, recovery=mode, bounded_memory=bounded, **OPTS)
+        self.bounded = bounded
         self.closed = False
         assert not self.sto.recovery.repaired
         self.m.first = self.m.snap_index + 1
@@ -369,7 +382,7 @@ class DurableStorageMachine(RuleBasedStateMachine):
     @invariant()
     def matches_the_model(self) -> None:
         if self.s is not None:
-            check_storage(self.s, self.m)
+            check_storage(self.s, self.m, on_disk_closed=self.closed and self.bounded)
 
 
 # bounded: about a minute under the "ci" profile, a few seconds under "dev"
