@@ -54,7 +54,7 @@ def entry_list(entries: object) -> list[Entry]:
         data = e.data
         # only an entry whose data is near the limit can pass it (the rest of
         # an entry is a few varints): serialize just those to measure exactly
-        if data is not None and len(data) > _SIZE_CHECK_FROM:
+        if len(data) > _SIZE_CHECK_FROM:
             size = e.ByteSize()
             if not _native.entry_fits(size):
                 raise EntryTooLargeError(
@@ -62,7 +62,7 @@ def entry_list(entries: object) -> list[Entry]:
                 )
         # the storage keeps its own copy: what the caller does with its
         # objects afterwards cannot change what is served (data is bytes)
-        copies.append(Entry(e.term, e.index, e.type, data))
+        copies.append(Entry(e.term, e.index, e.type, data if e.HasField("data") else None))
     return copies
 
 

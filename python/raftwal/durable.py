@@ -228,7 +228,7 @@ class DurableStorage:
     def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
         """Entries in ``[lo, hi)``, at most ``max_size`` serialized bytes (at
         least one). They are copies: changing them changes nothing stored."""
-        return [Entry(e.term, e.index, e.type, e.data) for e in self._mem.entries(lo, hi, max_size)]
+        return [e.__copy__() for e in self._mem.entries(lo, hi, max_size)]
 
     def term(self, i: int) -> int:
         """The term of entry ``i``."""

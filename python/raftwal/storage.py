@@ -103,7 +103,7 @@ def _copy_snapshot(snap: Snapshot) -> Snapshot:
     # A structural copy of the small parts; ``data`` is shared, never copied.
     md = snap.metadata
     return Snapshot(
-        data=snap.data,
+        data=snap.data if snap.HasField("data") else None,
         metadata=SnapshotMetadata(
             conf_state=_copy_conf_state(md.conf_state), index=md.index, term=md.term
         ),

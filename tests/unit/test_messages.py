@@ -74,11 +74,13 @@ def test_testsnap_vector() -> None:
 
 
 def test_presence_of_bytes_fields() -> None:
-    assert (
-        Entry(data=None).data is None
-        and Entry.FromString(bytes.fromhex("080010001800")).data is None
-    )
-    assert Entry.FromString(bytes.fromhex("0800100018002200")).data == b""
+    absent = [Entry(), Entry(data=None), Entry.FromString(bytes.fromhex("080010001800"))]
+    assert all(e.data == b"" and not e.HasField("data") for e in absent)
+    empty = Entry.FromString(bytes.fromhex("0800100018002200"))
+    assert empty.data == b"" and empty.HasField("data")
+    assert Entry() != Entry(data=b"")
+    assert Snapshot().data == b"" and not Snapshot().HasField("data")
+    assert Snapshot(data=b"").HasField("data")
     assert Snapshot(data=b"").SerializeToString() != Snapshot().SerializeToString()
 
 
