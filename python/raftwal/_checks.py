@@ -48,7 +48,7 @@ def entry_list(entries: object) -> list[Entry]:
     copies: list[Entry] = []
     for k, e in enumerate(ents):
         if not isinstance(e, EntryBase):
-            raise TypeError(f"entries must be raftwal.Entry objects, not {type(e).__name__}")
+            raise TypeError(f"entries[{k}] must be a raftwal.Entry, not {type(e).__name__}")
         if k and e.index != ents[k - 1].index + 1:
             raise ValueError(f"entries are not consecutive: {e.index} follows {ents[k - 1].index}")
         data = e.data

@@ -93,12 +93,17 @@ fn extract_type(value: &Bound<'_, PyAny>) -> PyResult<i32> {
             "Entry.type must be an EntryType or an int, not bool",
         ));
     }
-    match value.extract::<i64>() {
-        Ok(v) => check_type(i32::try_from(v).unwrap_or(-1).max(-1)).map_err(|_| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "{v} is not a valid EntryType (0 normal, 1 conf change, 2 conf change v2)"
-            ))
-        }),
+    if value.is_instance_of::<pyo3::types::PyInt>() {
+        return match value.extract::<i32>() {
+            Ok(v) => check_type(v),
+            Err(_) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{value} is not a valid EntryType (0 normal, 1 conf change, 2 conf change v2)"
+            ))),
+        };
+    }
+    match value.extract::<i32>() {
+        // an int-like object (numpy integers, objects with __index__)
+        Ok(v) => check_type(v),
         Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "Entry.type must be an EntryType or an int, not {}",
             value.get_type().name()?
