@@ -226,3 +226,27 @@ def test_program_runs(program: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == "ok\n"
+
+
+def _doc(obj: object) -> str:
+    # a native signature line ("name(args)\n--\n\n") is not documentation
+    text = getattr(obj, "__doc__", None) or ""
+    return text.split("\n--\n", 1)[-1].strip()
+
+
+def test_every_native_class_and_method_has_a_docstring() -> None:
+    from raftwal import _native
+
+    missing = []
+    for name in _native.__all__:
+        obj = getattr(_native, name)
+        if not callable(obj):
+            continue
+        if not _doc(obj):
+            missing.append(name)
+        if isinstance(obj, type):
+            for attr, member in vars(obj).items():
+                if not attr.startswith("__") and not _doc(member):
+                    missing.append(f"{name}.{attr}")
+    assert not missing, f"native names without a docstring: {missing}"
+    assert "present" in _doc(_native.EntryBase.HasField)
