@@ -189,6 +189,7 @@ class Entry(EntryBase, _Value):
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
+        """Parse a raftpb.Entry's bytes (:class:`CorruptionError` if they do not decode)."""
         pb = _parse("Entry", data)
         return cls(
             term=pb.term,
