@@ -35,7 +35,7 @@ def main(work: Path, tarball: Path) -> None:
         first, last = storage.first_index(), storage.last_index()
         print(f"log {first}..{last}")
         for e in storage.entries(max(first, last - 2), last + 1):
-            print(f"  {e.index} term {e.term} type {e.type} {len(e.data or b'')} bytes")
+            print(f"  {e.index} term {e.term} type {e.type} {len(e.data)} bytes")
     after = sorted((p.relative_to(member), p.stat().st_size) for p in member.rglob("*"))
     assert before == after, "a read-only open changed the directory"
     print("the directory is unchanged")

@@ -49,7 +49,8 @@ from .messages import (
     SnapshotMetadata,
     WalSnapshot,
 )
-from .restart import RecoveryReport, open
+from .metrics import DiskStorageStats, DurableStorageStats, HistogramValue, WALStats
+from .restart import RecoveryMode, RecoveryReport, open
 from .snap import Snapshotter
 from .storage import MemoryStorage, Storage
 from .wal import (
@@ -80,7 +81,9 @@ __all__ = [
     "ConfState",
     "CorruptionError",
     "DiskStorage",
+    "DiskStorageStats",
     "DurableStorage",
+    "DurableStorageStats",
     "EmptySnapshotError",
     "Entry",
     "EntryConfChange",
@@ -90,12 +93,14 @@ __all__ = [
     "EntryType",
     "Error",
     "HardState",
+    "HistogramValue",
     "MemberMetadata",
     "MemoryStorage",
     "MetadataConflictError",
     "NoDBSnapshotError",
     "NoSnapshotError",
     "RecordTooLargeError",
+    "RecoveryMode",
     "RecoveryReport",
     "SalvageReport",
     "SliceOutOfRangeError",
@@ -115,6 +120,7 @@ __all__ = [
     "WALNotFoundError",
     "WALPoisonedError",
     "WALReadOnlyError",
+    "WALStats",
     "WalSnapshot",
     "__version__",
     "aio",

@@ -48,13 +48,13 @@ def entry_list(entries: object) -> list[Entry]:
     copies: list[Entry] = []
     for k, e in enumerate(ents):
         if not isinstance(e, EntryBase):
-            raise TypeError(f"entries must be raftwal.Entry objects, not {type(e).__name__}")
+            raise TypeError(f"entries[{k}] must be a raftwal.Entry, not {type(e).__name__}")
         if k and e.index != ents[k - 1].index + 1:
             raise ValueError(f"entries are not consecutive: {e.index} follows {ents[k - 1].index}")
         data = e.data
         # only an entry whose data is near the limit can pass it (the rest of
         # an entry is a few varints): serialize just those to measure exactly
-        if data is not None and len(data) > _SIZE_CHECK_FROM:
+        if len(data) > _SIZE_CHECK_FROM:
             size = e.ByteSize()
             if not _native.entry_fits(size):
                 raise EntryTooLargeError(
@@ -62,7 +62,7 @@ def entry_list(entries: object) -> list[Entry]:
                 )
         # the storage keeps its own copy: what the caller does with its
         # objects afterwards cannot change what is served (data is bytes)
-        copies.append(Entry(e.term, e.index, e.type, data))
+        copies.append(Entry(e.term, e.index, e.type, data if e.HasField("data") else None))
     return copies
 
 

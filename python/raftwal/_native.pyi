@@ -6,6 +6,8 @@ from typing import Any, Self, final
 
 from typing_extensions import disjoint_base
 
+from .messages import EntryType
+
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "FAILPOINTS",
@@ -59,17 +61,31 @@ def recover(
 
 @disjoint_base
 class EntryBase:
+    """The fields of a raft log entry (raftpb.Entry), stored natively;
+    ``raftwal.Entry`` subclasses it and adds the protobuf API."""
+
     term: int
     index: int
-    type: int
     def __new__(
-        cls, term: int = 0, index: int = 0, type: int = 0, data: bytes | None = None
+        cls,
+        term: int = 0,
+        index: int = 0,
+        type: int = 0,
+        data: bytes | bytearray | memoryview | None = None,
     ) -> Self: ...
     @property
-    def data(self) -> bytes | None: ...
+    def type(self) -> EntryType: ...
+    @type.setter
+    def type(self, value: int) -> None: ...
+    @property
+    def data(self) -> bytes: ...
     @data.setter
     def data(self, value: bytes | bytearray | memoryview | None) -> None: ...
+    def HasField(self, name: str) -> bool: ...
+    def ClearField(self, name: str) -> None: ...
     def ByteSize(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: Any, /) -> Self: ...
 
 @final
 class DiskLog:

@@ -12,10 +12,10 @@ no file I/O happens on the loop's thread::
     import raftwal
     from raftwal import aio
 
-    storage = await aio.aopen("data")
-    await aio.asave(storage, hard_state, entries)        # durable on return
-    pending = [aio.submit(storage, hs, [e]) for e in batch]  # in log order
-    await asyncio.gather(*pending)                       # one or a few fsyncs
+    async with await aio.aopen("data") as storage:       # closed off the loop
+        await aio.asave(storage, hard_state, entries)    # durable on return
+        pending = [aio.submit(storage, hs, [e]) for e in batch]  # in log order
+        await asyncio.gather(*pending)                   # one or a few fsyncs
 
 Order: a save takes its place in the log in the order :func:`submit` is
 called (or the coroutines of :func:`asave` start running), so call them in
@@ -25,7 +25,10 @@ so the WAL's own future is never cancelled. A save issued before the target
 is closed completes; one issued after raises :class:`~raftwal.WALClosedError`.
 
 Slow, rare operations (opening and recovering, snapshots, closing) run in
-a worker thread through :func:`asyncio.to_thread`.
+a worker thread through :func:`asyncio.to_thread`. ``async with`` on a
+:class:`~raftwal.DurableStorage` or a :class:`~raftwal.WAL` closes it that
+way on exit (pending saves drain first), as :func:`aclose` and the
+objects' own ``aclose()`` do.
 """
 
 from __future__ import annotations

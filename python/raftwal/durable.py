@@ -6,6 +6,7 @@ etcd's server storage glue uses them) that persists every change first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -15,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from . import _native
 from ._checks import check_db, check_u64, entry_list
@@ -27,7 +28,7 @@ from .errors import (
     WALReadOnlyError,
 )
 from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
-from .metrics import Histogram, logger
+from .metrics import DiskStorageStats, DurableStorageStats, Histogram, logger
 from .snap import DBSource, Snapshotter, db_file_name
 from .storage import MemoryStorage
 from .wal import WAL, OffLoop, run_save_off_loop
@@ -158,11 +159,9 @@ class DiskStorage:
         """The WAL's last index known to be on stable storage."""
         return self.wal.durable_index
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> DiskStorageStats:
         """The WAL's metrics plus ``snap_save_total_duration_seconds``."""
-        out = self.wal.stats()
-        out["snap_save_total_duration_seconds"] = self.snap_save.value()
-        return out
+        return {**self.wal.stats(), "snap_save_total_duration_seconds": self.snap_save.value()}
 
     def close(self) -> None:
         """Close the WAL (syncing what it buffered)."""
@@ -228,7 +227,7 @@ class DurableStorage:
     def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
         """Entries in ``[lo, hi)``, at most ``max_size`` serialized bytes (at
         least one). They are copies: changing them changes nothing stored."""
-        return [Entry(e.term, e.index, e.type, e.data) for e in self._mem.entries(lo, hi, max_size)]
+        return [e.__copy__() for e in self._mem.entries(lo, hi, max_size)]
 
     def term(self, i: int) -> int:
         """The term of entry ``i``."""
@@ -345,7 +344,7 @@ class DurableStorage:
             self._mem.apply_snapshot(snapshot)
             self._snap_index = snapshot.metadata.index
         if entries:
-            self._mem.append(entries)
+            self._mem._append(entries)  # entry_list checked them
         if not hard_state.is_empty():
             self._mem.set_hard_state(hard_state)
 
@@ -610,15 +609,16 @@ class DurableStorage:
 
     # --- properties and lifetime -----------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> DurableStorageStats:
         """The WAL's counters and histograms plus ``snap_save_total_duration_seconds``,
         ``recovery_duration_seconds``, ``snapshots_total`` and
         ``purged_files_total``; see :mod:`raftwal.metrics`."""
-        out = self._disk.stats()
-        out["recovery_duration_seconds"] = self._recovery_time.value()
-        out["snapshots_total"] = self._snapshots
-        out["purged_files_total"] = self._purged
-        return out
+        return {
+            **self._disk.stats(),
+            "recovery_duration_seconds": self._recovery_time.value(),
+            "snapshots_total": self._snapshots,
+            "purged_files_total": self._purged,
+        }
 
     @property
     def metadata(self) -> bytes:
@@ -665,3 +665,19 @@ class DurableStorage:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` in a worker thread: pending saves drain and the
+        final sync runs off the event loop."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

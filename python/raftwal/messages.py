@@ -8,6 +8,8 @@ marshals with gogoproto for the same values:
   even when zero (``Entry()`` is ``08 00 10 00 18 00``);
 * a bytes field is written only when set: ``data=None`` is etcd's nil and
   writes nothing, ``data=b""`` is etcd's ``[]byte{}`` and writes an empty field.
+  Reading ``data`` always gives ``bytes`` (``b""`` when absent), as in the
+  protobuf runtime; ``HasField("data")`` tells the two apart.
 
 Field names are etcd's in lower_snake_case; constructors take keywords.
 """
@@ -74,7 +76,8 @@ _PB: dict[str, Any] = _load_classes()
 
 
 class EntryType(enum.IntEnum):
-    """raftpb.EntryType."""
+    """raftpb.EntryType: what an entry's ``data`` holds. Compares equal to
+    the ints 0, 1 and 2; :class:`Entry` refuses other values."""
 
     EntryNormal = 0
     EntryConfChange = 1
@@ -152,25 +155,41 @@ class _Value:
 class Entry(EntryBase, _Value):
     """raftpb.Entry: one log entry.
 
-    ``Entry(term=0, index=0, type=0, data=None)``; ``data=None`` is etcd's
-    nil (no field written), ``b""`` an empty field. The fields live in the
-    native base class, so reading a log builds entries without Python code.
+    ``Entry(term=0, index=0, type=EntryNormal, data=None)``. ``type`` reads
+    as an :class:`EntryType`; a value outside 0-2 raises ``ValueError``.
+    ``data`` reads as ``bytes`` (``b""`` when absent); ``data=None`` is
+    etcd's nil (no field written), ``b""`` an empty field, and
+    ``HasField("data")`` tells them apart. The fields live in the native
+    base class, so reading a log builds entries without Python code.
     """
 
     __slots__ = ()
     _FIELDS = ("term", "index", "type", "data")
 
+    def _values(self) -> tuple[Any, ...]:
+        # presence is part of the value: Entry() and Entry(data=b"") encode differently
+        return (self.term, self.index, int(self.type), self.data, self.HasField("data"))
+
+    def __repr__(self) -> str:
+        data = repr(self.data) if self.HasField("data") else "None"
+        return (
+            f"{type(self).__name__}(term={self.term!r}, index={self.index!r}, "
+            f"type={self.type.name}, data={data})"
+        )
+
     def __reduce__(self) -> tuple[type[Entry], tuple[int, int, int, bytes | None]]:
-        return (type(self), (self.term, self.index, self.type, self.data))
+        data = self.data if self.HasField("data") else None
+        return (type(self), (self.term, self.index, int(self.type), data))
 
     def _to_pb(self) -> Any:
         pb = _PB["Entry"](type=int(self.type), term=self.term, index=self.index)
-        if self.data is not None:
-            pb.data = bytes(self.data)
+        if self.HasField("data"):
+            pb.data = self.data
         return pb
 
     @classmethod
     def FromString(cls, data: bytes) -> Self:
+        """Parse a raftpb.Entry's bytes (:class:`CorruptionError` if they do not decode)."""
         pb = _parse("Entry", data)
         return cls(
             term=pb.term,
@@ -282,14 +301,66 @@ class SnapshotMetadata(_Value):
 
 
 class Snapshot(_Value):
-    """raftpb.Snapshot: application data plus the metadata it was taken at."""
+    """raftpb.Snapshot: application data plus the metadata it was taken at.
 
-    __slots__ = ("data", "metadata")
+    ``data`` reads as ``bytes`` (``b""`` when absent); ``data=None`` writes
+    no field, ``b""`` an empty one, and ``HasField("data")`` tells them
+    apart.
+    """
+
+    __slots__ = ("_data", "metadata")
     _FIELDS = ("data", "metadata")
 
-    def __init__(self, data: bytes | None = None, metadata: SnapshotMetadata | None = None) -> None:
+    def __init__(
+        self,
+        data: bytes | bytearray | memoryview | None = None,
+        metadata: SnapshotMetadata | None = None,
+    ) -> None:
         self.data = data
         self.metadata = metadata if metadata is not None else SnapshotMetadata()
+
+    @property
+    def data(self) -> bytes:
+        """The application's snapshot, ``b""`` when absent."""
+        d = self._data
+        return d if d is not None else b""
+
+    @data.setter
+    def data(self, value: bytes | bytearray | memoryview | None) -> None:
+        if value is None or isinstance(value, bytes):
+            self._data = value
+        elif isinstance(value, bytearray | memoryview):
+            self._data = bytes(value)
+        else:
+            raise TypeError(
+                "Snapshot.data must be bytes (or bytearray, memoryview, None), "
+                f"not {type(value).__name__}"
+            )
+
+    def HasField(self, name: str) -> bool:
+        """Whether field ``name`` is present: False for ``data`` when it was
+        not set (no field is written), True for ``metadata``."""
+        if name == "data":
+            return self._data is not None
+        if name == "metadata":
+            return True
+        raise ValueError(f"Snapshot has no field {name!r} (fields: data, metadata)")
+
+    def ClearField(self, name: str) -> None:
+        """Make ``data`` absent, or reset ``metadata`` to empty."""
+        if name == "data":
+            self._data = None
+        elif name == "metadata":
+            self.metadata = SnapshotMetadata()
+        else:
+            raise ValueError(f"Snapshot has no field {name!r} (fields: data, metadata)")
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self._data is not None, self.data, self.metadata)
+
+    def __repr__(self) -> str:
+        data = repr(self._data) if self._data is not None else "None"
+        return f"Snapshot(data={data}, metadata={self.metadata!r})"
 
     def is_empty(self) -> bool:
         """etcd's ``raft.IsEmptySnap``: the metadata index is zero."""
@@ -297,8 +368,8 @@ class Snapshot(_Value):
 
     def _to_pb(self) -> Any:
         pb = _PB["Snapshot"]()
-        if self.data is not None:
-            pb.data = bytes(self.data)
+        if self._data is not None:
+            pb.data = self._data
         self.metadata._fill(pb.metadata)
         return pb
 

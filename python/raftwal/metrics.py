@@ -18,7 +18,16 @@ from typing import Any, TypedDict
 
 from . import _native
 
-__all__ = ["BUCKETS", "Histogram", "HistogramValue", "PrometheusCollector", "logger"]
+__all__ = [
+    "BUCKETS",
+    "DiskStorageStats",
+    "DurableStorageStats",
+    "Histogram",
+    "HistogramValue",
+    "PrometheusCollector",
+    "WALStats",
+    "logger",
+]
 
 logger = logging.getLogger("raftwal")
 
@@ -32,6 +41,34 @@ class HistogramValue(TypedDict):
     buckets: list[tuple[float, int]]  # (upper bound, cumulative count), +Inf last
     count: int
     sum: float
+
+
+class WALStats(TypedDict):
+    """What :meth:`raftwal.WAL.stats` returns: etcd's WAL metrics."""
+
+    wal_fsync_duration_seconds: HistogramValue
+    wal_write_duration_seconds: HistogramValue
+    wal_cut_duration_seconds: HistogramValue
+    wal_write_bytes_total: int
+    wal_saves_total: int
+    wal_entries_total: int
+    wal_fsyncs_total: int
+    wal_cuts_total: int
+
+
+class DiskStorageStats(WALStats):
+    """What :meth:`raftwal.DiskStorage.stats` returns: the WAL's metrics
+    and the snapshot saves' latency."""
+
+    snap_save_total_duration_seconds: HistogramValue
+
+
+class DurableStorageStats(DiskStorageStats):
+    """What :meth:`raftwal.DurableStorage.stats` returns."""
+
+    recovery_duration_seconds: HistogramValue
+    snapshots_total: int
+    purged_files_total: int
 
 
 def histogram_value(cumulative: list[int], count: int, total: float) -> HistogramValue:
@@ -67,16 +104,24 @@ class Histogram:
             return histogram_value(cum, acc, self._sum)
 
 
-def wal_stats(native: _native.Wal) -> dict[str, Any]:
+def wal_stats(native: _native.Wal) -> WALStats:
     """A native WAL's counters and histograms in ``stats()`` form."""
-    out: dict[str, Any] = {}
-    for name, value in native.stats().items():
-        if isinstance(value, tuple):
-            cum, count, total = value
-            out[name] = histogram_value(list(cum), count, total)
-        else:
-            out[name] = value
-    return out
+    raw = native.stats()
+
+    def hist(name: str) -> HistogramValue:
+        cum, count, total = raw[name]
+        return histogram_value(list(cum), count, total)
+
+    return {
+        "wal_fsync_duration_seconds": hist("wal_fsync_duration_seconds"),
+        "wal_write_duration_seconds": hist("wal_write_duration_seconds"),
+        "wal_cut_duration_seconds": hist("wal_cut_duration_seconds"),
+        "wal_write_bytes_total": raw["wal_write_bytes_total"],
+        "wal_saves_total": raw["wal_saves_total"],
+        "wal_entries_total": raw["wal_entries_total"],
+        "wal_fsyncs_total": raw["wal_fsyncs_total"],
+        "wal_cuts_total": raw["wal_cuts_total"],
+    }
 
 
 class PrometheusCollector:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from . import _native
 from ._checks import check_u64
@@ -43,7 +44,7 @@ from .wal import (
     wal_exists,
 )
 
-__all__ = ["RECOVERY_MODES", "RecoveryReport", "open"]
+__all__ = ["RECOVERY_MODES", "RecoveryMode", "RecoveryReport", "open"]
 
 StrPath = str | os.PathLike[str]
 
@@ -88,7 +89,9 @@ def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-RECOVERY_MODES = ("strict", "tolerate-tail", "salvage")
+RecoveryMode = Literal["strict", "tolerate-tail", "salvage"]
+"""The values of :func:`open`'s ``recovery=``."""
+RECOVERY_MODES: tuple[RecoveryMode, ...] = ("strict", "tolerate-tail", "salvage")
 
 
 def _choose_snapshot(
@@ -184,7 +187,7 @@ def open(
     max_snapshots: int = 5,
     max_wals: int = 5,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
-    recovery: str = "tolerate-tail",
+    recovery: RecoveryMode = "tolerate-tail",
     bounded_memory: bool = False,
     read_only: bool = False,
     backend: StrPath | None = None,

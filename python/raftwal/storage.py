@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Protocol, overload, runtime_checkable
 
+from ._native import EntryBase
 from .errors import CompactedError, SnapOutOfDateError, UnavailableError
 from .messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 
@@ -99,11 +100,33 @@ def _copy_conf_state(cs: ConfState) -> ConfState:
     )
 
 
+def _check_entries(entries: object) -> None:
+    """A ``TypeError`` that says what was wanted, for anything but a
+    sequence of :class:`Entry`."""
+    if isinstance(entries, str | bytes | bytearray | memoryview) or not isinstance(
+        entries, Sequence
+    ):
+        raise TypeError(
+            f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
+        )
+    # one pass in C over the types (a recovered log has millions of entries)
+    if all(issubclass(t, EntryBase) for t in set(map(type, entries))):
+        return
+    for k, e in enumerate(entries):
+        if not isinstance(e, EntryBase):
+            raise TypeError(f"entries[{k}] must be a raftwal.Entry, not {type(e).__name__}")
+
+
+def _check_type(name: str, value: object, cls: type) -> None:
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a raftwal.{cls.__name__}, not {type(value).__name__}")
+
+
 def _copy_snapshot(snap: Snapshot) -> Snapshot:
     # A structural copy of the small parts; ``data`` is shared, never copied.
     md = snap.metadata
     return Snapshot(
-        data=snap.data,
+        data=snap.data if snap.HasField("data") else None,
         metadata=SnapshotMetadata(
             conf_state=_copy_conf_state(md.conf_state), index=md.index, term=md.term
         ),
@@ -252,6 +275,7 @@ class MemoryStorage:
 
     def set_hard_state(self, hs: HardState) -> None:
         """Store ``hs`` (a copy) as the hard state :meth:`initial_state` returns."""
+        _check_type("hs", hs, HardState)
         copy = HardState(term=hs.term, vote=hs.vote, commit=hs.commit)
         with self._lock:
             self._hard_state = copy
@@ -264,6 +288,7 @@ class MemoryStorage:
         snapshot is refused even by a fresh storage. The hard state is
         left as it is.
         """
+        _check_type("snap", snap, Snapshot)
         copy = _copy_snapshot(snap)
         md = copy.metadata
         with self._lock:
@@ -348,6 +373,11 @@ class MemoryStorage:
         log entry") if it would leave a gap after the last index. Like
         etcd, the batch itself is not checked for consecutive indexes.
         """
+        _check_entries(entries)
+        self._append(entries)
+
+    def _append(self, entries: Sequence[Entry]) -> None:
+        # append without the type check, for callers that made it already
         n = len(entries)
         if n == 0:
             return

@@ -30,7 +30,7 @@ from typing import Any, Self
 from . import _native
 from .errors import WALClosedError
 from .messages import ConfState, Entry, HardState, WalSnapshot
-from .metrics import logger, wal_stats
+from .metrics import WALStats, logger, wal_stats
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
@@ -190,6 +190,8 @@ class WAL:
     def save_snapshot(self, snap: WalSnapshot) -> None:
         """Append a snapshot record and sync. Without ``conf_state`` the
         record is etcd 3.4's (index and term); with it, etcd 3.5's."""
+        if not isinstance(snap, WalSnapshot):
+            raise TypeError(f"snap must be a raftwal.WalSnapshot, not {type(snap).__name__}")
         cs = snap.conf_state.SerializeToString() if snap.conf_state is not None else None
         self._native.save_snapshot(snap.index, snap.term, cs)
 
@@ -212,7 +214,7 @@ class WAL:
         """Index of the last entry known to be on stable storage."""
         return self._native.durable_index
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> WALStats:
         """Counters (``wal_write_bytes_total``, ``wal_saves_total``, ...) and
         histograms (``wal_fsync_duration_seconds``, ``wal_write_duration_seconds``,
         ``wal_cut_duration_seconds``) of this WAL; see :mod:`raftwal.metrics`."""
@@ -252,6 +254,22 @@ class WAL:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` in a worker thread: pending saves drain and the
+        final sync runs off the event loop."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         mode = "write" if self._writable else "read"

@@ -62,7 +62,7 @@ pub(super) fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
     let items = seq
         .try_iter()
         .map_err(|_| wrong_type("entries must be a sequence of raftwal.Entry", seq))?;
-    for item in items {
+    for (k, item) in items.enumerate() {
         let e = item?;
         if let Ok(native) = e.cast::<EntryBase>() {
             let b = native.borrow();
@@ -78,7 +78,10 @@ pub(super) fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
             continue;
         }
         if !(e.hasattr(intern!(py, "index"))? && e.hasattr(intern!(py, "data"))?) {
-            return Err(wrong_type("entries must be raftwal.Entry objects", &e));
+            return Err(wrong_type(
+                &format!("entries[{k}] must be a raftwal.Entry"),
+                &e,
+            ));
         }
         let data = e.getattr(intern!(py, "data"))?;
         out.push(OwnedEntry {

@@ -3,19 +3,45 @@
 //! these, so they are built here without running Python code.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyTuple};
 
 use crate::record;
 
+/// The fields of a raft log entry (raftpb.Entry), stored natively;
+/// `raftwal.Entry` subclasses it and adds the protobuf API.
+///
+/// `data` always reads as bytes (`b""` when absent, as in the protobuf
+/// runtime); `HasField("data")` tells an absent field (etcd's nil, no field
+/// written) from an empty one (`[]byte{}`, an empty field written).
 #[pyclass(subclass, name = "EntryBase", module = "raftwal._native")]
 pub struct EntryBase {
+    /// The term of the leader that created the entry.
     #[pyo3(get, set)]
     pub term: u64,
+    /// The entry's position in the log.
     #[pyo3(get, set)]
     pub index: u64,
-    #[pyo3(get, name = "type")]
     pub etype: i32,
     pub data: Option<Py<PyBytes>>,
+}
+
+/// `raftwal.messages.EntryType`'s members, by value (looked up once).
+static ENTRY_TYPES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+fn entry_type(py: Python<'_>, etype: i32) -> PyResult<Bound<'_, PyAny>> {
+    let members = ENTRY_TYPES.get_or_try_init(py, || -> PyResult<Py<PyTuple>> {
+        let cls = py.import("raftwal.messages")?.getattr("EntryType")?;
+        let members = (0..=2)
+            .map(|v| cls.call1((v,)))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyTuple::new(py, members)?.unbind())
+    })?;
+    match usize::try_from(etype) {
+        Ok(k) if k < 3 => members.bind(py).get_item(k),
+        // only a damaged record read leniently can carry another value
+        _ => Ok(etype.into_pyobject(py)?.into_any()),
+    }
 }
 
 /// raft's entry types are 0 (normal), 1 (conf change) and 2 (conf change v2).
@@ -29,44 +55,106 @@ fn check_type(etype: i32) -> PyResult<i32> {
     }
 }
 
-/// Accept bytes as they are; turn other bytes-like objects into bytes.
+/// Accept bytes as they are; turn other bytes-like objects into bytes;
+/// None is an absent field.
 fn to_bytes(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyBytes>>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
         Some(o) => match o.cast::<PyBytes>() {
             Ok(b) => Ok(Some(b.clone().unbind())),
-            Err(_) => {
-                let v: Vec<u8> = o.extract()?;
-                Ok(Some(PyBytes::new(o.py(), &v).unbind()))
-            }
+            Err(_) => match o.extract::<Vec<u8>>() {
+                Ok(v) if !o.is_instance_of::<pyo3::types::PyString>() => {
+                    Ok(Some(PyBytes::new(o.py(), &v).unbind()))
+                }
+                _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "Entry.data must be bytes (or bytearray, memoryview, None), not {}",
+                    o.get_type().name()?
+                ))),
+            },
         },
+    }
+}
+
+/// The entry's field names, for `HasField` and `ClearField`.
+fn check_field(name: &str) -> PyResult<()> {
+    match name {
+        "term" | "index" | "type" | "data" => Ok(()),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "Entry has no field {name:?} (fields: term, index, type, data)"
+        ))),
+    }
+}
+
+/// An entry type given as an int (an `EntryType` is one).
+fn extract_type(value: &Bound<'_, PyAny>) -> PyResult<i32> {
+    if value.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "Entry.type must be an EntryType or an int, not bool",
+        ));
+    }
+    if value.is_instance_of::<pyo3::types::PyInt>() {
+        return match value.extract::<i32>() {
+            Ok(v) => check_type(v),
+            Err(_) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{value} is not a valid EntryType (0 normal, 1 conf change, 2 conf change v2)"
+            ))),
+        };
+    }
+    match value.extract::<i32>() {
+        // an int-like object (numpy integers, objects with __index__)
+        Ok(v) => check_type(v),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "Entry.type must be an EntryType or an int, not {}",
+            value.get_type().name()?
+        ))),
     }
 }
 
 #[pymethods]
 impl EntryBase {
+    /// `EntryBase(term=0, index=0, type=0, data=None)`: `data=None` leaves
+    /// the field absent; a `type` outside 0-2 raises `ValueError`.
     #[new]
-    #[pyo3(signature = (term = 0, index = 0, r#type = 0, data = None))]
-    fn new(term: u64, index: u64, r#type: i32, data: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (term = 0, index = 0, r#type = None, data = None),
+        text_signature = "(term=0, index=0, type=0, data=None)")]
+    fn new(
+        term: u64,
+        index: u64,
+        r#type: Option<&Bound<'_, PyAny>>,
+        data: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         Ok(EntryBase {
             term,
             index,
-            etype: check_type(r#type)?,
+            etype: match r#type {
+                Some(t) => extract_type(t)?,
+                None => 0,
+            },
             data: to_bytes(data)?,
         })
     }
 
+    /// The entry type, an `EntryType` (normal, conf change, conf change v2).
+    #[getter(r#type)]
+    fn get_type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        entry_type(py, self.etype)
+    }
+
     #[setter(r#type)]
-    fn set_type(&mut self, value: i32) -> PyResult<()> {
-        self.etype = check_type(value)?;
+    fn set_type(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.etype = extract_type(value)?;
         Ok(())
     }
 
-    /// The payload: bytes, or None when absent (etcd's nil).
+    /// The payload, always bytes: `b""` when the field is absent (see
+    /// `HasField`). Assigning None makes the field absent.
     #[getter]
-    fn get_data(&self, py: Python<'_>) -> Option<Py<PyBytes>> {
-        self.data.as_ref().map(|d| d.clone_ref(py))
+    fn get_data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        match &self.data {
+            Some(d) => d.bind(py).clone(),
+            None => PyBytes::new(py, b""),
+        }
     }
 
     #[setter]
@@ -75,11 +163,54 @@ impl EntryBase {
         Ok(())
     }
 
+    /// Whether field `name` is present: False for `data` when it was not
+    /// set (etcd's nil; no field is written), True for the other fields,
+    /// which are always written.
+    #[pyo3(name = "HasField")]
+    fn has_field(&self, name: &str) -> PyResult<bool> {
+        check_field(name)?;
+        Ok(name != "data" || self.data.is_some())
+    }
+
+    /// Reset field `name`: zero for `term`, `index` and `type`; absent for
+    /// `data`.
+    #[pyo3(name = "ClearField")]
+    fn clear_field(&mut self, name: &str) -> PyResult<()> {
+        check_field(name)?;
+        match name {
+            "term" => self.term = 0,
+            "index" => self.index = 0,
+            "type" => self.etype = 0,
+            _ => self.data = None,
+        }
+        Ok(())
+    }
+
     /// Length of the entry's serialized form.
     #[pyo3(name = "ByteSize")]
     fn byte_size(&self, py: Python<'_>) -> PyResult<usize> {
         let len = self.data.as_ref().map(|d| d.bind(py).as_bytes().len());
         Ok(record::entry_len(self.term, self.index, self.etype, len))
+    }
+
+    /// A copy of the entry, of the same class, with the same presence of
+    /// `data` (the bytes are shared: they are immutable).
+    fn __copy__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let b = slf.borrow();
+        let data = match &b.data {
+            Some(d) => d.bind(py).clone().into_any(),
+            None => py.None().into_bound(py),
+        };
+        slf.get_type().call1((b.term, b.index, b.etype, data))
+    }
+
+    /// The same as `__copy__`: an entry holds nothing mutable.
+    fn __deepcopy__<'py>(
+        slf: &Bound<'py, Self>,
+        _memo: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::__copy__(slf)
     }
 }
 

@@ -37,11 +37,14 @@ pub(super) fn metadata_fits(size: usize) -> bool {
     crate::wal::metadata_fits(size)
 }
 
+/// Whether `dirpath` holds at least one WAL segment.
 #[pyfunction]
 pub(super) fn wal_exists(dirpath: PathBuf) -> bool {
     walrepair::exists(&dirpath)
 }
 
+/// Truncate a torn tail of the last segment, keeping a `.broken` copy of
+/// what is cut; False when there is nothing to repair from.
 #[pyfunction]
 pub(super) fn repair(py: Python<'_>, dirpath: PathBuf) -> PyResult<bool> {
     py.detach(|| walrepair::repair(&dirpath))

@@ -33,6 +33,8 @@ impl PyWal {
 
 #[pymethods]
 impl PyWal {
+    /// Create a WAL in `dirpath` (empty or absent) with `metadata` (None: no
+    /// field) and its first segment, through a temporary directory.
     #[staticmethod]
     #[pyo3(signature = (dirpath, metadata, segment_size = DEFAULT_SEGMENT_SIZE))]
     fn create(
@@ -48,6 +50,8 @@ impl PyWal {
         Ok(PyWal::wrap(w))
     }
 
+    /// Open the WAL in `dirpath` to replay from the snapshot at (`index`,
+    /// `term`); `writable` takes the segments' locks.
     #[staticmethod]
     #[pyo3(signature = (dirpath, index, term, writable, segment_size = DEFAULT_SEGMENT_SIZE))]
     fn open(
@@ -151,6 +155,8 @@ impl PyWal {
         py.detach(|| self.wal.sync()).map_err(to_py)
     }
 
+    /// Append a snapshot record (`conf_state`: a serialized ConfState, or
+    /// None for etcd 3.4's form) and sync.
     #[pyo3(signature = (index, term, conf_state = None))]
     fn save_snapshot(
         &self,
@@ -167,6 +173,8 @@ impl PyWal {
         .map_err(to_py)
     }
 
+    /// Unlock the segments a snapshot at `index` no longer needs (etcd's
+    /// rule: everything before the predecessor of the segment holding it).
     fn release_lock_to(&self, py: Python<'_>, index: u64) -> PyResult<()> {
         py.detach(|| {
             self.wal.check_owner()?;
@@ -175,10 +183,13 @@ impl PyWal {
         .map_err(to_py)
     }
 
+    /// Sync what is buffered and release every lock; closing twice is
+    /// harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.wal.close()).map_err(to_py)
     }
 
+    /// The names of the segments this writer holds locked, oldest first.
     fn locked_segments(&self, py: Python<'_>) -> Vec<String> {
         py.detach(|| self.wal.lock().locked_segments())
     }
@@ -200,26 +211,31 @@ impl PyWal {
         Ok(d)
     }
 
+    /// The last index known to be on stable storage.
     #[getter]
     fn durable_index(&self) -> u64 {
         self.wal.durable_index()
     }
 
+    /// The last index appended (durable or not).
     #[getter]
     fn last_index(&self) -> u64 {
         self.wal.last_index()
     }
 
+    /// True once `close` ran.
     #[getter]
     fn closed(&self) -> bool {
         self.wal.is_closed()
     }
 
+    /// The WAL directory.
     #[getter]
     fn dirpath(&self) -> PathBuf {
         self.wal.dir().to_path_buf()
     }
 
+    /// Preallocation size and cut threshold of the segments, in bytes.
     #[getter]
     fn segment_size(&self) -> u64 {
         self.wal.segment_size()

@@ -149,7 +149,7 @@ def test_dump_streams_only_the_entries_that_survived(tmp_path: Path) -> None:
     with raftwal.WAL.open_for_read(d) as r:
         _, _, want = r.read_all()
     rows = lambda o: [(x["term"], x["index"], x["data"]) for x in _lines(o)]  # noqa: E731
-    expect = [(e.term, e.index, (e.data or b"").hex()) for e in want]
+    expect = [(e.term, e.index, e.data.hex()) for e in want]
     assert [e.index for e in want] == list(range(1, 520))
     out, _ = _dump("--json", str(d))
     assert rows(out) == expect

@@ -50,9 +50,9 @@ def reopened(d: Path, recovery: str = "strict") -> dict[str, Any]:
         assert first == md.index + 1
         return {
             "hs": [hs.term, hs.vote, hs.commit],
-            "snap": [md.index, md.term, (snap.data or b"").hex(), list(cs.voters)],
+            "snap": [md.index, md.term, snap.data.hex(), list(cs.voters)],
             "entries": [
-                [e.index, e.term, int(e.type), (e.data or b"").hex()]
+                [e.index, e.term, int(e.type), e.data.hex()]
                 for e in (s.entries(first, last + 1) if last >= first else [])
             ],
         }

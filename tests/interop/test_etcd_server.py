@@ -202,7 +202,7 @@ def test_raftwal_reads_etcd_member_dir(minor: str, original: Callable[[str], Ori
     assert md.node_id != 0 and md.cluster_id != 0
     assert hs.vote == md.node_id  # the only member voted for itself
     # every key written is in the log (entries are InternalRaftRequests)
-    blob = b"".join(e.data or b"" for e in entries)
+    blob = b"".join(e.data for e in entries)
     for k in (*o.expected, *o.deleted):
         assert k.encode() in blob, k
 
@@ -402,7 +402,7 @@ def test_etcd_restarts_on_raftwal_wal(
     assert metadata == read_wal(o.wal_dir)[0]
     check_contiguous(entries, 1)
     assert entries[-1].index == hs2.commit > hs.commit
-    tail = b"".join(e.data or b"" for e in entries[hs.commit :])
+    tail = b"".join(e.data for e in entries[hs.commit :])
     assert f"{PREFIX}after-restart".encode() in tail
     assert raftwal.verify(member_wal) == hs2
 

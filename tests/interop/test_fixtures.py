@@ -30,7 +30,7 @@ def test_read_from_index_1(fixture: Fixture, tmp_path: Path) -> None:
     want = exp["entries_from_index_1"]
     assert len(entries) == len(want)
     for e, x in zip(entries, want, strict=True):
-        data = e.data or b""
+        data = e.data
         assert (e.index, e.term, ENTRY_TYPE_NAMES[e.type]) == (x["index"], x["term"], x["type"])
         assert len(data) == x["data_len"]
         assert hashlib.sha256(data).hexdigest() == x["data_sha256"]

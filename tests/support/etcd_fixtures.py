@@ -57,7 +57,7 @@ def entries_sha256(entries: Any) -> str:
     """The fixtures' digest over entries: u64 LE term, index, type, data length, then data."""
     h = hashlib.sha256()
     for e in entries:
-        data = e.data or b""
+        data = e.data
         h.update(struct.pack("<QQQQ", e.term, e.index, int(e.type), len(data)))
         h.update(data)
     return h.hexdigest()

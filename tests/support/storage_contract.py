@@ -567,8 +567,8 @@ class StorageContract:
         def check(s: Storage) -> None:
             got = s.entries(1, 6)
             assert got == new
-            assert got[0].data is None
-            assert got[1].data == b""
+            assert got[0].data == b"" and not got[0].HasField("data")
+            assert got[1].data == b"" and got[1].HasField("data")
             assert [int(e.type) for e in got] == [0, 0, 1, 2, 0]
 
         self.both(adapter, check)
@@ -707,7 +707,7 @@ class StorageContract:
         other = ConfState(voters=[1, 2], voters_outgoing=[1, 2, 3], auto_leave=True)
         snap = adapter.create_snapshot(5, other, None)
         assert snap.metadata.conf_state == other
-        assert snap.data is None
+        assert snap.data == b"" and not snap.HasField("data")
         assert adapter.storage.snapshot() == snap
 
     def test_create_snapshot_at_dummy_after_compact(self, adapter: StorageAdapter) -> None:

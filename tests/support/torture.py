@@ -115,7 +115,7 @@ class Original:
         if hi > self.last:
             return f"last index {hi} beyond the original {self.last}"
         for e in s.entries(lo, hi + 1) if hi >= lo else []:
-            if self.entries.get(e.index) != (e.term, e.data or b""):
+            if self.entries.get(e.index) != (e.term, e.data):
                 return f"entry {e.index} differs from the original"
         return None
 

@@ -39,7 +39,7 @@ def state(m: Model) -> dict[str, Any]:
         "hs": [m.hs.term, m.hs.vote, m.hs.commit],
         "snap": [m.snap_index, m.snap_term, (m.snap_data or b"").hex(), list(m.snap_cs.voters)],
         "entries": [
-            [e.index, e.term, int(e.type), (e.data or b"").hex()]
+            [e.index, e.term, int(e.type), e.data.hex()]
             for e in (m.log[i] for i in range(m.snap_index + 1, m.last + 1))
         ],
     }
@@ -54,9 +54,9 @@ def memory(s: raftwal.DurableStorage) -> dict[str, Any]:
     md = snap.metadata
     return {
         "hs": [hs.term, hs.vote, hs.commit],
-        "snap": [md.index, md.term, (snap.data or b"").hex(), list(cs.voters)],
+        "snap": [md.index, md.term, snap.data.hex(), list(cs.voters)],
         "entries": [
-            [e.index, e.term, int(e.type), (e.data or b"").hex()]
+            [e.index, e.term, int(e.type), e.data.hex()]
             for e in (s.entries(first, last + 1) if last >= first else [])
         ],
         "last": last,

@@ -176,3 +176,21 @@ def test_asave_appends_off_the_event_loop_in_call_order(tmp_path: Path) -> None:
     asyncio.run(main())
     with raftwal.WAL.open_for_read(tmp_path / "w") as r:
         assert [e.index for e in r.read_all()[2]] == list(range(1, 41))
+
+
+def test_async_with_closes_off_the_loop(tmp_path: Path) -> None:
+    async def main() -> tuple[bool, bool]:
+        async with await aio.aopen(tmp_path / "data") as s:
+            pending = [
+                aio.submit(s, HardState(term=1, commit=i), [_entry(i)]) for i in range(1, 50)
+            ]
+            await asyncio.gather(*pending)
+        with raftwal.WAL.create(tmp_path / "wal") as w:
+            async with w:
+                fut = w.save_async(HardState(term=1), [_entry(1)])
+            assert fut.done()
+        return s.wal.closed, w.closed
+
+    assert asyncio.run(main()) == (True, True)
+    with raftwal.open(tmp_path / "data", recovery="strict") as s:
+        assert s.last_index() == 49

@@ -74,11 +74,13 @@ def test_testsnap_vector() -> None:
 
 
 def test_presence_of_bytes_fields() -> None:
-    assert (
-        Entry(data=None).data is None
-        and Entry.FromString(bytes.fromhex("080010001800")).data is None
-    )
-    assert Entry.FromString(bytes.fromhex("0800100018002200")).data == b""
+    absent = [Entry(), Entry(data=None), Entry.FromString(bytes.fromhex("080010001800"))]
+    assert all(e.data == b"" and not e.HasField("data") for e in absent)
+    empty = Entry.FromString(bytes.fromhex("0800100018002200"))
+    assert empty.data == b"" and empty.HasField("data")
+    assert Entry() != Entry(data=b"")
+    assert Snapshot().data == b"" and not Snapshot().HasField("data")
+    assert Snapshot(data=b"").HasField("data")
     assert Snapshot(data=b"").SerializeToString() != Snapshot().SerializeToString()
 
 
@@ -88,6 +90,49 @@ def test_entry_type_compares_with_ints() -> None:
     assert e.type == 1 and e.type == EntryConfChange
     e.type = 2
     assert e.type == EntryConfChangeV2
+    assert type(e.type) is raftwal.EntryType and e.type is EntryConfChangeV2
+    assert type(Entry.FromString(bytes.fromhex("080110001800")).type) is raftwal.EntryType
+
+
+@pytest.mark.parametrize("bad", [3, -1, 2**31, 2**64])
+def test_entry_type_out_of_range_is_refused(bad: int) -> None:
+    with pytest.raises(ValueError, match="not a valid EntryType"):
+        Entry(type=bad)
+    e = Entry()
+    with pytest.raises(ValueError, match="not a valid EntryType"):
+        e.type = bad
+    assert e.type is EntryNormal
+
+
+@pytest.mark.parametrize("bad", ["1", 1.0, True])
+def test_entry_type_of_a_wrong_type_is_refused(bad: object) -> None:
+    with pytest.raises(TypeError, match="EntryType or an int"):
+        Entry(type=bad)  # type: ignore[arg-type]
+
+
+def test_data_of_a_wrong_type_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"Entry\.data must be bytes"):
+        Entry(data="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Snapshot\.data must be bytes"):
+        Snapshot(data="x")  # type: ignore[arg-type]
+
+
+def test_presence_is_kept_by_copies_and_clear_field() -> None:
+    for e in (Entry(term=1, index=2), Entry(term=1, index=2, data=b"")):
+        for c in (copy.copy(e), copy.deepcopy(e), pickle.loads(pickle.dumps(e))):
+            assert c == e and c.HasField("data") == e.HasField("data")
+            assert c.SerializeToString() == e.SerializeToString()
+    e = Entry(term=1, data=b"x")
+    e.ClearField("data")
+    assert e.data == b"" and not e.HasField("data") and e == Entry(term=1)
+    e.data = b""
+    assert e.HasField("data")
+    s = Snapshot(data=b"x")
+    s.ClearField("data")
+    assert s == Snapshot() and s.SerializeToString() == Snapshot().SerializeToString()
+    with pytest.raises(ValueError, match="no field"):
+        Entry().HasField("nope")
+    assert repr(Entry()) == "Entry(term=0, index=0, type=EntryNormal, data=None)"
 
 
 def test_entry_is_a_value() -> None:

@@ -171,7 +171,7 @@ class Model:
         self.hs = HardState()
         self.snap_index = 0
         self.snap_term = 0
-        self.snap_data: bytes | None = None
+        self.snap_data: bytes = b""
 
     @property
     def last(self) -> int:

@@ -466,6 +466,26 @@ def test_wrong_argument_types_say_what_was_wanted(tmp_path: Path) -> None:
             w.save(None, [e(1)])  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="Entry"):
             w.save(HardState(), [b"x"])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="Entry, not bytes"):
+            w.save(HardState(), [e(1), b"x"])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="WalSnapshot"):
+            w.save_snapshot(b"x")  # type: ignore[arg-type]
+    with open_small(tmp_path / "d2") as s:
+        with pytest.raises(TypeError, match=r"entries\[1\] must be a raftwal\.Entry, not bytes"):
+            s.save(HardState(1, 1, 1), [e(1), b"x"])  # type: ignore[list-item]
+        assert s.last_index() == 0
+    m = raftwal.MemoryStorage()
+    with pytest.raises(TypeError, match=r"entries\[0\] must be a raftwal\.Entry, not bytes"):
+        m.append([b"x"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"entries\[1\] must be a raftwal\.Entry, not bytes"):
+        m.append([e(1), b"x"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"sequence of raftwal\.Entry, not bytes"):
+        m.append(b"x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="HardState, not tuple"):
+        m.set_hard_state((1, 0, 0))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Snapshot, not bytes"):
+        m.apply_snapshot(b"x")  # type: ignore[arg-type]
+    assert m.last_index() == 0
 
 
 def test_saving_to_a_read_only_wal_says_so(tmp_path: Path) -> None:

@@ -140,7 +140,7 @@ class PyWal:
         buf = bytearray()
         frame = self._frame
         for e in entries:
-            data = e.data
+            data = e.data if e.HasField("data") else None
             ent = b"\x08%s\x10%s\x18%s" % (
                 _uvarint(int(e.type)),
                 _uvarint(e.term),

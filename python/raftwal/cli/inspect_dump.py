@@ -81,7 +81,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                         "term": s.metadata.term,
                         "voters": [hex_id(v) for v in s.metadata.conf_state.voters],
                         "learners": [hex_id(v) for v in s.metadata.conf_state.learners],
-                        "data_len": len(s.data or b""),
+                        "data_len": len(s.data),
                     }
                 )
             except FileNotFoundError:
@@ -155,13 +155,13 @@ def cmd_dump(args: argparse.Namespace) -> int:
         out = sys.stdout
         for e in rows:
             if decode is not None:
-                item = decode(e).as_json() | {"data": (e.data or b"").hex()}
+                item = decode(e).as_json() | {"data": e.data.hex()}
             else:
                 item = {
                     "term": e.term,
                     "index": e.index,
                     "type": EntryType(e.type).name,
-                    "data": (e.data or b"").hex(),
+                    "data": e.data.hex(),
                 }
             out.write(document(item, one_line=True) + "\n")
         return 0
@@ -170,7 +170,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
             d = decode(e)
             print(f"{d.term:>6} {d.index:>10} {d.type:<18} {d.summary}")
         else:
-            data = e.data or b""
+            data = e.data
             shown = data[:48].hex() + ("..." if len(data) > 48 else "")
             print(f"{e.term:>6} {e.index:>10} {EntryType(e.type).name:<18} {len(data):>7} {shown}")
     return 0

@@ -210,7 +210,7 @@ class RaftwalJournal(Journal):  # type: ignore[misc]
         hs, _ = self._st.initial_state()
         first, last = self._st.first_index(), self._st.last_index()
         entries = self._st.entries(first, last + 1) if last >= first else []
-        self._log: list[LogItem] = [(e.data or b"", e.index, e.term) for e in entries]
+        self._log: list[LogItem] = [(e.data, e.index, e.term) for e in entries]
         self._term, self._vote, self._commit = hs.term, hs.vote, hs.commit
         self._written = (hs.term, hs.vote, hs.commit)
         self._base = self._st.snapshot().metadata.index  # the newest snapshot marker
