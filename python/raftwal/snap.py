@@ -40,9 +40,16 @@ from .errors import (
     NoDBSnapshotError,
     NoSnapshotError,
 )
-from .messages import Snapshot, WalSnapshot, parse_snap_file, snap_file_bytes
+from .messages import Snapshot, WalSnapshot, parse_snap_file
 
-__all__ = ["DBSource", "Snapshotter", "db_file_name", "is_db_source", "snap_file_name"]
+__all__ = [
+    "DBSource",
+    "Snapshotter",
+    "db_file_name",
+    "is_db_source",
+    "snap_file_name",
+    "snap_file_parts",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -146,6 +153,33 @@ def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> int:
     return done
 
 
+def _uvarint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7F | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def snap_file_parts(snap: Snapshot) -> list[bytes]:
+    """The bytes of ``snap``'s ``.snap`` file (a ``snappb.Snapshot``
+    wrapping the marshalled ``raftpb.Snapshot`` and its CRC-32C), as parts
+    to write one after the other: the application's data is one of them,
+    never copied (a snapshot can be hundreds of MiB, and every copy holds
+    the GIL from the threads saving beside it). Joined, they are
+    ``snap_file_bytes(crc32c(snap.SerializeToString()), ...)``, byte for byte."""
+    data = snap.data
+    # raftpb.Snapshot: field 1 data (when present), field 2 metadata
+    head = b"\x0a" + _uvarint(len(data)) if snap.HasField("data") else b""
+    tail = Snapshot(metadata=snap.metadata).SerializeToString()
+    crc = crc32c(tail, crc32c(data, crc32c(head)))
+    inner = len(head) + len(data) + len(tail)
+    # snappb.Snapshot: field 1 crc, field 2 the raftpb bytes
+    outer = b"\x08" + _uvarint(crc) + b"\x12" + _uvarint(inner)
+    return [outer, head, data, tail]
+
+
 def _parse_hex_u64(text: str) -> int | None:
     """``text`` as a hexadecimal uint64, or None if it is not one (as Go's ParseUint)."""
     if not _HEX.fullmatch(text):
@@ -216,21 +250,24 @@ class Snapshotter:
         """
         if snap.is_empty():
             return
-        data = snap.SerializeToString()
-        raw = snap_file_bytes(crc32c(data), data)
-        self._write_file(snap_file_name(snap.metadata.term, snap.metadata.index), raw)
+        self._write_file(
+            snap_file_name(snap.metadata.term, snap.metadata.index), snap_file_parts(snap)
+        )
 
-    def _write_file(self, name: str, raw: bytes) -> None:
-        """Write ``raw`` to ``name`` through a fsynced temporary file and a rename."""
+    def _write_file(self, name: str, parts: list[bytes]) -> None:
+        """Write ``parts`` one after the other to ``name`` through a
+        fsynced temporary file and a rename."""
         final = os.path.join(self._dir, name)
         # mkstemp creates the file with mode 0600 and a name of its own: a
         # leftover from a crash can never be taken for a snapshot.
         fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=_TMP_SUFFIX, dir=self._dir)
         try:
-            with open(fd, "wb", closefd=True) as f:
-                f.write(raw)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                for part in parts:
+                    _write_all(fd, part)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
