@@ -57,7 +57,8 @@ def recover(
     mode: str,
     entry_cls: Callable[[int, int, int, bytes | None], Any],
     segment_size: int = ...,
-) -> tuple[Wal, tuple[bytes | None, tuple[int, int, int], list[Any]], dict[str, Any]]: ...
+    indexed: bool = ...,
+) -> tuple[Wal, tuple[bytes | None, tuple[int, int, int], list[Any] | DiskLog], dict[str, Any]]: ...
 
 @disjoint_base
 class EntryBase:

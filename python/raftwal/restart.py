@@ -26,7 +26,8 @@ from .errors import (
     CorruptionError,
     EntryTooLargeError,
     Error,
-    TornTailError,
+    SnapshotMismatchError,
+    SnapshotNotFoundError,
     WALNotFoundError,
 )
 from .lazylog import LazyEntries
@@ -38,7 +39,6 @@ from .wal import (
     DEFAULT_SEGMENT_SIZE,
     WAL,
     SalvageReport,
-    repair,
     salvage,
     valid_snapshot_entries,
     wal_exists,
@@ -99,8 +99,10 @@ def _choose_snapshot(
 ) -> tuple[Snapshot | None, list[str]]:
     """The snapshot a restart uses (the newest readable ``.snap`` file the
     WAL holds a record of) and the names of the newer files that failed to
-    read, found without changing anything. ``strict`` refuses such a file
-    with a :class:`CorruptionError` naming it."""
+    read, found without changing anything, by a scan of the whole WAL
+    before it is opened (the streaming CLI reads, ``cli/logruns.py``; an
+    open finds it within its replay, see :func:`_load`). ``strict`` refuses
+    such a file with a :class:`CorruptionError` naming it."""
     if snapshotter is None:
         return None, []
     snapshot, broken = snapshotter.scan_newest_available(valid_snapshot_entries(wal_dir))
@@ -114,6 +116,120 @@ def _choose_snapshot(
     return snapshot, [name for name, _ in broken]
 
 
+_Loaded = tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog]
+
+
+def _first_segment_index(wal_dir: Path) -> int | None:
+    """The first index of the oldest segment (from its name), None if none."""
+    names = sorted(n for n in os.listdir(wal_dir) if n.endswith(".wal"))
+    try:
+        return int(names[0][17:33], 16) if names else None
+    except ValueError:
+        return None
+
+
+def _replay_read_only(
+    wal_dir: Path, walsnap: WalSnapshot, bounded: bool
+) -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog]:
+    """A reader's open and replay (no lock; a torn tail ends the log)."""
+    races = 0
+    while True:
+        try:
+            wal = WAL.open_for_read(wal_dir, walsnap)
+            try:
+                md, hs, entries = wal.read_all_indexed() if bounded else wal.read_all()
+            except BaseException:
+                wal.close()
+                raise
+            return wal, md, hs, entries
+        except FileNotFoundError:
+            # a live writer purged a file between listing and opening it
+            if races >= 3:
+                raise
+            races += 1
+
+
+def _recover(
+    wal_dir: Path,
+    walsnap: WalSnapshot,
+    segment_size: int,
+    bounded: bool,
+    recovery: str,
+    report: RecoveryReport,
+) -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog]:
+    """A writer's open and its one replay, which cuts away the damage
+    ``recovery`` allows. Damage the replay does not cut but ``salvage``
+    does (a gap in the segments' sequence, an undecodable snapshot record)
+    is salvaged in a pass of its own, then the replay runs again."""
+    try:
+        wal, md, hs, entries, rec = WAL.recover(
+            wal_dir, walsnap, mode=recovery, segment_size=segment_size, indexed=bounded
+        )
+    except (CorruptionError, WALNotFoundError) as exc:
+        if recovery != "salvage" or report.repaired:
+            raise
+        if exc.path is not None and exc.offset is not None:
+            report.damage = (exc.path, exc.offset)
+        report.salvage = salvage(wal_dir)
+        if not report.salvage.changed:
+            raise
+        report.repaired = True
+        wal, md, hs, entries, rec = WAL.recover(
+            wal_dir, walsnap, mode=recovery, segment_size=segment_size, indexed=bounded
+        )
+    if rec.damage is not None:
+        report.repaired = True
+        report.damage = rec.damage
+        if recovery == "salvage":
+            report.salvage = SalvageReport(
+                kind="torn" if rec.torn else "corrupt",
+                detail=rec.detail,
+                damaged_file=rec.damage[0],
+                damaged_offset=rec.damage[1],
+                moved=rec.moved,
+                last_kept_index=rec.last_index,
+                dropped_from_segment_index=int(rec.moved[0][17:33], 16) if rec.moved else None,
+            )
+    return wal, md, hs, entries
+
+
+def _replay_at(
+    wal_dir: Path,
+    snapshot: Snapshot | None,
+    segment_size: int,
+    bounded: bool,
+    recovery: str,
+    report: RecoveryReport,
+    read_only: bool,
+) -> _Loaded | None:
+    """The WAL opened at ``snapshot`` (None: its start) and replayed once;
+    None when the WAL holds no record of ``snapshot`` that a restart may use
+    (one with its index and term, the index at most the last commit)."""
+    walsnap = WalSnapshot()
+    if snapshot is not None:
+        walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
+        first = _first_segment_index(wal_dir)
+        if first is not None and walsnap.index < first:
+            return None  # its record, if any, went with the purged segments
+    try:
+        if read_only:
+            wal, md, hs, entries = _replay_read_only(wal_dir, walsnap, bounded)
+        else:
+            wal, md, hs, entries = _recover(
+                wal_dir, walsnap, segment_size, bounded, recovery, report
+            )
+    except (SnapshotNotFoundError, SnapshotMismatchError):
+        if snapshot is None:
+            raise
+        return None
+    if walsnap.index > hs.commit:
+        if isinstance(entries, DiskLog):
+            entries.close()
+        wal.close()
+        return None
+    return wal, snapshot, md, hs, entries
+
+
 def _load(
     wal_dir: Path,
     snapshotter: Snapshotter | None,
@@ -123,23 +239,36 @@ def _load(
     report: RecoveryReport,
     read_only: bool,
 ) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog, list[str]]:
-    """One attempt at etcd's restart: snapshot, WAL at it, replay. Nothing
-    is changed on disk here; the names of unreadable ``.snap`` files passed
-    over are returned for the writer to quarantine once it holds the WAL."""
-    snapshot, broken = _choose_snapshot(wal_dir, snapshotter, recovery, report)
-    walsnap = WalSnapshot()
-    if snapshot is not None:
-        walsnap = WalSnapshot(index=snapshot.metadata.index, term=snapshot.metadata.term)
-    if read_only:
-        wal = WAL.open_for_read(wal_dir, walsnap)
-    else:
-        wal = WAL.open(wal_dir, walsnap, segment_size=segment_size)
-    try:
-        md, hs, entries = wal.read_all_indexed() if bounded else wal.read_all()
-    except BaseException:
-        wal.close()
-        raise
-    return wal, snapshot, md, hs, entries, broken
+    """etcd's restart: the newest readable ``.snap`` file the WAL holds a
+    usable record of, the WAL opened at it and replayed. The candidates are
+    tried newest first, each by the replay that opens the WAL at it (which
+    finds its record and the last commit on the way), so that the WAL is
+    read once when the newest one is usable. Nothing is renamed or deleted
+    here; the names of unreadable ``.snap`` files passed over are returned
+    for the writer to quarantine once it holds the WAL. ``strict`` refuses
+    such a file with a :class:`CorruptionError` naming it."""
+    broken: list[tuple[str, Error | OSError]] = []
+    loaded: _Loaded | None = None
+    if snapshotter is not None:
+        for name, got in snapshotter.newest_first():
+            if isinstance(got, Snapshot):
+                loaded = _replay_at(
+                    wal_dir, got, segment_size, bounded, recovery, report, read_only
+                )
+                if loaded is not None:
+                    break
+                continue
+            if recovery == "strict":
+                if not isinstance(got, Error):
+                    raise got  # an operating-system failure, not damage
+                path = os.path.join(snapshotter.dirpath, name)
+                raise CorruptionError(f"snap: cannot load {path}: {got}") from got
+            broken.append((name, got))
+    report.broken_snapshots = [(name, str(exc)) for name, exc in broken]
+    if loaded is None:
+        loaded = _replay_at(wal_dir, None, segment_size, bounded, recovery, report, read_only)
+    assert loaded is not None  # at the log's start, a missing record raises
+    return (*loaded, [name for name, _ in broken])
 
 
 def _tidy_snap_dir(snapshotter: Snapshotter, broken: list[str], report: RecoveryReport) -> None:
@@ -305,38 +434,9 @@ def open(
             if snapshotter is not None:
                 _tidy_snap_dir(snapshotter, [], report)
         else:
-            races = 0
-            while True:
-                try:
-                    wal, snapshot, md, hs, entries, broken = _load(
-                        wal_dir,
-                        snapshotter,
-                        segment_size,
-                        bounded_memory,
-                        recovery,
-                        report,
-                        read_only,
-                    )
-                    break
-                except (CorruptionError, FileNotFoundError) as exc:
-                    if read_only and isinstance(exc, FileNotFoundError) and races < 3:
-                        # a live writer purged a file between listing and opening it
-                        races += 1
-                        continue
-                    if not isinstance(exc, CorruptionError | WALNotFoundError):
-                        raise
-                    if report.repaired or recovery == "strict" or read_only:
-                        raise
-                    if exc.path is not None and exc.offset is not None:
-                        report.damage = (exc.path, exc.offset)
-                    if recovery == "tolerate-tail":
-                        if not isinstance(exc, TornTailError) or not repair(wal_dir):
-                            raise
-                    else:
-                        report.salvage = salvage(wal_dir)
-                        if not report.salvage.changed:
-                            raise
-                    report.repaired = True
+            wal, snapshot, md, hs, entries, broken = _load(
+                wal_dir, snapshotter, segment_size, bounded_memory, recovery, report, read_only
+            )
             if not read_only and snapshotter is not None:
                 # The WAL is open for writing: its lock is held.
                 _tidy_snap_dir(snapshotter, broken, report)

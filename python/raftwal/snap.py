@@ -27,7 +27,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Protocol
 
 from ._fsutil import fsync_dir
@@ -402,21 +402,29 @@ class Snapshotter:
         (nothing is changed)."""
         return self._scan(lambda _s: False)[1]
 
+    def newest_first(self) -> Iterator[tuple[str, Snapshot | Error | OSError]]:
+        """Every ``.snap`` file, newest first, read as it is reached: its
+        name and the snapshot, or why it failed to read. Files purged since
+        the listing (by a live writer) are passed over."""
+        for name in self.snap_names():
+            try:
+                snap = self.read(os.path.join(self._dir, name))
+            except FileNotFoundError:
+                continue  # purged since the listing: not damage
+            except (Error, OSError) as exc:
+                yield name, exc
+                continue
+            yield name, snap
+
     def _scan(
         self, accept: Callable[[Snapshot], bool]
     ) -> tuple[Snapshot | None, list[tuple[str, Error | OSError]]]:
         broken: list[tuple[str, Error | OSError]] = []
-        for name in self.snap_names():
-            path = os.path.join(self._dir, name)
-            try:
-                snap = self.read(path)
-            except FileNotFoundError:
-                continue  # purged since the listing (by a live writer): not damage
-            except (Error, OSError) as exc:
-                broken.append((name, exc))
-                continue
-            if accept(snap):
-                return snap, broken
+        for name, got in self.newest_first():
+            if not isinstance(got, Snapshot):
+                broken.append((name, got))
+            elif accept(got):
+                return got, broken
         return None, broken
 
     def _load_matching(self, accept: Callable[[Snapshot], bool]) -> Snapshot:

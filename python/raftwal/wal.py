@@ -35,6 +35,7 @@ from .metrics import WALStats, logger, wal_stats
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "WAL",
+    "Recovered",
     "SalvageReport",
     "repair",
     "salvage",
@@ -122,6 +123,47 @@ class WAL:
         index, term = (snap.index, snap.term) if snap is not None else (0, 0)
         native = _native.Wal.open(os.fspath(dirpath), index, term, False, DEFAULT_SEGMENT_SIZE)
         return cls(native, False)
+
+    @classmethod
+    def recover(
+        cls,
+        dirpath: StrPath,
+        snap: WalSnapshot | None = None,
+        *,
+        mode: str = "tolerate-tail",
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        indexed: bool = False,
+    ) -> tuple[WAL, bytes, HardState, list[Entry] | _native.DiskLog, Recovered]:
+        """:meth:`open` for appending and :meth:`read_all` (or, with
+        ``indexed``, :meth:`read_all_indexed`) in one replay, which cuts
+        away the damage ``mode`` allows (``"strict"``: none;
+        ``"tolerate-tail"``: a torn tail; ``"salvage"``: the first damaged
+        frame and all after it), keeping a ``.broken`` copy of what it cuts.
+        Returns the WAL, ready to append, what it read and what was done."""
+        index, term = (snap.index, snap.term) if snap is not None else (0, 0)
+        native, (metadata, (t, v, c), entries), r = _native.recover(
+            os.fspath(dirpath), index, term, mode, Entry, segment_size, indexed
+        )
+        wal = cls(native, True)
+        damage = None
+        if r["damaged_file"] is not None:
+            damage = (os.fspath(r["damaged_file"]), r["damaged_offset"])
+        recovered = Recovered(
+            damage=damage,
+            torn=r["torn"],
+            detail=r["damage"] or "",
+            broken=os.fspath(r["broken"]) if r["broken"] is not None else None,
+            moved=list(r["moved"]),
+            bytes_read=r["bytes_read"],
+            last_index=r["last_index"],
+        )
+        return (
+            wal,
+            metadata if metadata is not None else b"",
+            HardState(t, v, c),
+            entries,
+            recovered,
+        )
 
     # --- reading --------------------------------------------------------------
 
@@ -311,6 +353,30 @@ def valid_snapshot_entries(dirpath: StrPath) -> list[WalSnapshot]:
         conf = ConfState.FromString(cs) if cs is not None else None
         out.append(WalSnapshot(index=index, term=term, conf_state=conf))
     return out
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What the replay of :meth:`WAL.recover` cut away: ``damage`` is the
+    (segment, offset) of the first frame cut (None when nothing was),
+    ``torn`` whether it was a torn record rather than corruption, ``detail``
+    the error it would have been, ``broken`` the copy kept of the segment
+    cut, ``moved`` the later segments renamed ``*.broken``. ``bytes_read``
+    counts the segment bytes the replay read; ``last_index`` is the last
+    index it replayed."""
+
+    damage: tuple[str, int] | None = None
+    torn: bool = False
+    detail: str = ""
+    broken: str | None = None
+    moved: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    last_index: int = 0
+
+    @property
+    def repaired(self) -> bool:
+        """True if something was cut."""
+        return self.damage is not None
 
 
 @dataclass(frozen=True)

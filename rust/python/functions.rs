@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use super::convert::{wal_snap, ListSink};
 use super::errors::{real_path, to_py, to_py_in};
-use super::wal::PyWal;
+use super::wal::{replay_indexed, PyWal};
 use crate::repair as walrepair;
 use crate::wal::replay::Mode;
 use crate::wal::{Wal, DEFAULT_SEGMENT_SIZE};
@@ -113,9 +113,11 @@ pub(super) fn salvage<'py>(
 /// Open a WAL for writing and replay it once, cutting away the damage
 /// `mode` ("strict", "tolerate-tail" or "salvage") allows, with a copy kept
 /// of every byte cut: (Wal, (metadata or None, (term, vote, commit),
-/// entries), report). The Python package does not use it yet.
+/// entries), report). With `indexed`, the entries stay on disk: a
+/// `DiskLog` in place of the list.
 #[pyfunction]
-#[pyo3(signature = (dirpath, index, term, mode, entry_cls, segment_size = DEFAULT_SEGMENT_SIZE))]
+#[pyo3(signature = (dirpath, index, term, mode, entry_cls, segment_size = DEFAULT_SEGMENT_SIZE, indexed = false))]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn recover<'py>(
     py: Python<'py>,
     dirpath: PathBuf,
@@ -124,18 +126,32 @@ pub(super) fn recover<'py>(
     mode: &str,
     entry_cls: &Bound<'py, PyAny>,
     segment_size: u64,
+    indexed: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::parse(mode).ok_or_else(|| {
         PyValueError::new_err(format!(
             "mode must be strict, tolerate-tail or salvage, not {mode:?}"
         ))
     })?;
-    let mut sink = ListSink::new(py, entry_cls)?;
     let snap = wal_snap(index, term, None);
-    let res = py.detach(|| Wal::recover(&dirpath, snap, mode, segment_size, &mut sink));
-    sink.check()?;
-    let (w, r, report) = res.map_err(to_py_in(&dirpath))?;
-    let replayed = sink.into_tuple(py, r)?;
+    let (w, replayed, last_index, report) = if indexed {
+        let res = py.detach(|| {
+            let mut w = Wal::open_recovering(&dirpath, snap, mode, segment_size)?;
+            let r = replay_indexed(&mut w)?;
+            let report = w.take_recovery();
+            Ok::<_, crate::error::Error>((w, r, report))
+        });
+        let (w, r, report) = res.map_err(to_py_in(&dirpath))?;
+        let last = r.last_index;
+        (w, r.into_tuple(py)?, last, report)
+    } else {
+        let mut sink = ListSink::new(py, entry_cls)?;
+        let res = py.detach(|| Wal::recover(&dirpath, snap, mode, segment_size, &mut sink));
+        sink.check()?;
+        let (w, r, report) = res.map_err(to_py_in(&dirpath))?;
+        let last = r.last_index;
+        (w, sink.into_tuple(py, r)?, last, report)
+    };
     let d = PyDict::new(py);
     let damage = report.damage.as_ref();
     d.set_item(
@@ -144,6 +160,7 @@ pub(super) fn recover<'py>(
     )?;
     d.set_item("damaged_offset", damage.map(|x| x.1))?;
     d.set_item("damage", damage.map(|x| x.2.clone()))?;
+    d.set_item("torn", report.torn)?;
     d.set_item(
         "broken",
         report
@@ -153,6 +170,7 @@ pub(super) fn recover<'py>(
     )?;
     d.set_item("moved", report.moved)?;
     d.set_item("bytes_read", report.bytes_read)?;
+    d.set_item("last_index", last_index)?;
     let wal = Bound::new(py, PyWal::wrap(w))?;
     PyTuple::new(py, [wal.into_any(), replayed.into_any(), d.into_any()])
 }

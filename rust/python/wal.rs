@@ -13,6 +13,7 @@ use super::errors::{to_py, to_py_in};
 use crate::disklog::DiskLog;
 use crate::error::Error;
 use crate::metrics::WalStats;
+use crate::record::HardState;
 use crate::wal::{EntryRef, EntrySink, SharedWal, Wal, DEFAULT_SEGMENT_SIZE};
 
 /// A WAL shared between threads; see `SharedWal` for the lock and group
@@ -97,28 +98,9 @@ impl PyWal {
     /// Replay without building entries: (metadata or None, (term, vote,
     /// commit), DiskLog) — the log's entries stay on disk, indexed.
     fn read_all_indexed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let res = py.detach(|| {
-            let mut w = self.wal.lock();
-            let mut log = DiskLog::new();
-            // the log keeps the replay's descriptors: each segment opened once
-            let files = w.replay_inputs();
-            let r = w.read_all_with(Some(&mut log))?;
-            log.take(&r.entries)?;
-            log.attach_files(w.dir(), files);
-            Ok::<_, Error>((r.metadata, r.state, log))
-        });
-        let (metadata, state, log) = res.map_err(to_py_in(self.wal.dir()))?;
-        let md = metadata.map(|m| PyBytes::new(py, &m));
-        let hs = (state.term, state.vote, state.commit);
-        let log = Bound::new(py, PyDiskLog::wrap(log))?;
-        PyTuple::new(
-            py,
-            [
-                md.into_pyobject(py)?.into_any(),
-                hs.into_pyobject(py)?.into_any(),
-                log.into_any(),
-            ],
-        )
+        let res = py.detach(|| replay_indexed(&mut self.wal.lock()));
+        let indexed = res.map_err(to_py_in(self.wal.dir()))?;
+        indexed.into_tuple(py)
     }
 
     /// Append entries and a HardState. With `sync`, returns once they are
@@ -239,5 +221,47 @@ impl PyWal {
     #[getter]
     fn segment_size(&self) -> u64 {
         self.wal.segment_size()
+    }
+}
+
+/// A replay whose entries stay on disk: metadata, HardState, the indexed
+/// log and the last index replayed.
+pub(super) struct Indexed {
+    metadata: Option<Vec<u8>>,
+    state: HardState,
+    log: DiskLog,
+    pub(super) last_index: u64,
+}
+
+/// Replay `w` into a `DiskLog` that keeps the replay's descriptors (each
+/// segment is opened once).
+pub(super) fn replay_indexed(w: &mut Wal) -> Result<Indexed, Error> {
+    let mut log = DiskLog::new();
+    let files = w.replay_inputs();
+    let r = w.read_all_with(Some(&mut log))?;
+    log.take(&r.entries)?;
+    log.attach_files(w.dir(), files);
+    Ok(Indexed {
+        metadata: r.metadata,
+        state: r.state,
+        log,
+        last_index: r.last_index,
+    })
+}
+
+impl Indexed {
+    /// (metadata or None, (term, vote, commit), DiskLog).
+    pub(super) fn into_tuple(self, py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+        let md = self.metadata.map(|m| PyBytes::new(py, &m));
+        let hs = (self.state.term, self.state.vote, self.state.commit);
+        let log = Bound::new(py, PyDiskLog::wrap(self.log))?;
+        PyTuple::new(
+            py,
+            [
+                md.into_pyobject(py)?.into_any(),
+                hs.into_pyobject(py)?.into_any(),
+                log.into_any(),
+            ],
+        )
     }
 }

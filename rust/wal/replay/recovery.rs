@@ -72,6 +72,8 @@ pub struct Recovery {
     pub damage: Option<(String, u64, String)>,
     /// The copy kept of the segment that was cut (`<segment>.broken`).
     pub broken: Option<String>,
+    /// Whether the damage was a torn record (else corruption).
+    pub torn: bool,
     /// Later segments moved aside whole (renamed `<name>.broken`).
     pub moved: Vec<String>,
     /// Bytes of segment files the replay read.
@@ -116,13 +118,31 @@ impl Wal {
         segment_size: u64,
         sink: &mut dyn EntrySink,
     ) -> Result<(Wal, ReadResult, Recovery)> {
+        let mut w = Wal::open_recovering(dir, snap, mode, segment_size)?;
+        let r = w.read_all_overlapped(sink)?;
+        let report = w.take_recovery();
+        Ok((w, r, report))
+    }
+
+    /// etcd's `Open` for a writer whose replay (`read_all*`, next) applies
+    /// `mode`; `take_recovery` then says what it did.
+    pub fn open_recovering(
+        dir: &Path,
+        snap: WalSnap,
+        mode: Mode,
+        segment_size: u64,
+    ) -> Result<Wal> {
         let mut w = Wal::open(dir, snap, true, segment_size)?;
         w.recovery = mode;
-        let r = w.read_all_overlapped(sink)?;
-        let mut report = std::mem::take(&mut w.report);
-        report.mode = mode;
-        report.bytes_read = w.bytes_read;
-        Ok((w, r, report))
+        Ok(w)
+    }
+
+    /// What the replay of a `open_recovering` found and did.
+    pub fn take_recovery(&mut self) -> Recovery {
+        let mut report = std::mem::take(&mut self.report);
+        report.mode = self.recovery;
+        report.bytes_read = self.bytes_read;
+        report
     }
 
     /// Cut the log at `cut`: keep a copy of its segment and truncate it
@@ -157,6 +177,7 @@ impl Wal {
             | Error::FrameTooLarge { file, offset, .. } => (file.clone(), *offset),
             _ => (path.display().to_string(), cut.offset),
         };
+        self.report.torn = matches!(cut.error, Error::TornTail { .. });
         self.report.damage = Some((file, offset, cut.error.to_string()));
         Ok((cut.offset, cut.crc))
     }
