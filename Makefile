@@ -64,10 +64,10 @@ wheel:
 wheel-test: wheel
 	rm -rf $(WHEEL_VENV)
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet "$$(ls $(WHEEL_DIR)/*.whl)[test]"
+	$(WHEEL_VENV)/bin/python -m pip install --quiet "$$(ls $(WHEEL_DIR)/*.whl)[test,dev,bench]"
 	env PATH="$(CURDIR)/$(WHEEL_VENV)/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
 		RAFTWAL_WHEEL_TEST=1 $(WHEEL_VENV)/bin/python -m pytest $(PYTEST_ARGS) \
-		--ignore=tests/test_faults.py --ignore=tests/test_trust_faults.py
+		--ignore=tests/faults/test_faults.py --ignore=tests/faults/test_trust_faults.py
 
 demo: install
 	raftwal demo
