@@ -77,6 +77,20 @@ MODES = ("strict", "tolerate-tail", "salvage")
 # --- the original -------------------------------------------------------------------------
 
 
+def json_documents_ok(command: str, stdout: str) -> bool:
+    """The command's contract for ``--json``: ``dump`` prints JSON Lines (no
+    line when nothing matched), every other subcommand one document; each
+    document carries ``schema_version``."""
+    try:
+        if command == "dump":
+            docs = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+        else:
+            docs = [json.loads(stdout)]
+    except ValueError:
+        return False
+    return all(isinstance(d, dict) and "schema_version" in d for d in docs)
+
+
 class Original:
     """What was written: entries by index, every HardState and snapshot saved,
     and the state a strict open of the untouched directory recovers."""
@@ -423,11 +437,8 @@ class Campaign:
                     self.breach("tracebacks", case, damage_done, f"{label}: {r.stderr}")
                 if r.returncode not in (0, 1, 2):
                     self.breach("bad_exit_codes", case, damage_done, f"{label}: {r.returncode}")
-                if as_json:
-                    try:
-                        json.loads(r.stdout)
-                    except ValueError:
-                        self.breach("bad_json", case, damage_done, f"{label}: {r.stdout[:500]}")
+                if as_json and not json_documents_ok(cmd[0], r.stdout):
+                    self.breach("bad_json", case, damage_done, f"{label}: {r.stdout[:500]}")
                 if before is not None and tree(target) != before:
                     self.breach("read_only_writes", case, damage_done, label)
 
