@@ -24,7 +24,8 @@ from pathlib import Path
 
 import atheris
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_TESTS = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(_TESTS / "support"), str(_TESTS / "unit")]  # helpers, test_fuzz_python
 
 with atheris.instrument_imports(include=["raftwal"]):
     import test_fuzz_python as fz
