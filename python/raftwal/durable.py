@@ -6,7 +6,6 @@ etcd's server storage glue uses them) that persists every change first.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -15,11 +14,11 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from . import _native
 from ._checks import check_db, check_u64, entry_list
+from ._closing import Closing
 from .errors import (
     CompactedError,
     SnapOutOfDateError,
@@ -168,7 +167,7 @@ class DiskStorage:
         self.wal.close()
 
 
-class DurableStorage:
+class DurableStorage(Closing):
     """A raft :class:`~raftwal.storage.Storage` whose log, HardState and
     snapshots survive crashes: a :class:`MemoryStorage` serving reads, kept
     in step with a :class:`DiskStorage` that persists every change first.
@@ -654,30 +653,3 @@ class DurableStorage:
         self._disk.close()
         # bounded_memory: the recovered log lets go of its segment files
         self._mem.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def aclose(self) -> None:
-        """:meth:`close` in a worker thread: pending saves drain and the
-        final sync runs off the event loop."""
-        await asyncio.to_thread(self.close)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -24,10 +24,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from . import _native
+from ._closing import Closing
 from .errors import WALClosedError
 from .messages import ConfState, Entry, HardState, WalSnapshot
 from .metrics import WALStats, logger, wal_stats
@@ -51,7 +51,7 @@ threshold; defined once, in the native core."""
 StrPath = str | os.PathLike[str]
 
 
-class WAL:
+class WAL(Closing):
     """An open write-ahead log. Build one with :meth:`create`, :meth:`open`
     or :meth:`open_for_read`; it is safe to use from several threads."""
 
@@ -285,33 +285,6 @@ class WAL:
         self._off_loop.close()
         self._commit.close()
         self._native.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def aclose(self) -> None:
-        """:meth:`close` in a worker thread: pending saves drain and the
-        final sync runs off the event loop."""
-        await asyncio.to_thread(self.close)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         mode = "write" if self._writable else "read"
