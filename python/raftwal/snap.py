@@ -254,26 +254,42 @@ class Snapshotter:
             snap_file_name(snap.metadata.term, snap.metadata.index), snap_file_parts(snap)
         )
 
-    def _write_file(self, name: str, parts: list[bytes]) -> None:
-        """Write ``parts`` one after the other to ``name`` through a
-        fsynced temporary file and a rename."""
+    def _write_file(
+        self,
+        name: str,
+        chunks: Iterable[bytes | bytearray | memoryview],
+        *,
+        keep_existing: bool = False,
+    ) -> int:
+        """Write ``chunks`` one after the other to ``name`` through a
+        fsynced temporary file and a rename, then fsync the directory;
+        return the bytes written. With ``keep_existing`` an existing
+        ``name`` is kept and the copy dropped. Whatever fails, the
+        temporary is removed."""
         final = os.path.join(self._dir, name)
         # mkstemp creates the file with mode 0600 and a name of its own: a
         # leftover from a crash can never be taken for a snapshot.
         fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=_TMP_SUFFIX, dir=self._dir)
+        written = 0
         try:
             try:
-                for part in parts:
-                    _write_all(fd, part)
+                for i, chunk in enumerate(chunks):
+                    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                        raise TypeError(f"{name}: chunk {i} is {type(chunk).__name__}, not bytes")
+                    written += _write_all(fd, chunk)
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if keep_existing and os.path.lexists(final):
+                os.unlink(tmp)
+                return written
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         fsync_dir(self._dir)
+        return written
 
     def save_db_from(self, source: DBSource, index: int) -> int:
         """Save the backend database sent with the snapshot at ``index`` as
@@ -289,32 +305,8 @@ class Snapshotter:
         writer removes (:meth:`remove_leftover_temporaries`).
         """
         name = db_file_name(index)
-        final = os.path.join(self._dir, name)
-        fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=_TMP_SUFFIX, dir=self._dir)
-        written = 0
-        chunks = _chunks(source)
-        try:
-            try:
-                for i, chunk in enumerate(chunks):
-                    if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                        raise TypeError(
-                            f"save_db_from: chunk {i} is {type(chunk).__name__}, not bytes"
-                        )
-                    written += _write_all(fd, chunk)
-                os.fsync(fd)
-            finally:
-                chunks.close()
-                os.close(fd)
-            if os.path.lexists(final):
-                os.unlink(tmp)
-                return written
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(self._dir)
-        return written
+        with contextlib.closing(_chunks(source)) as chunks:
+            return self._write_file(name, chunks, keep_existing=True)
 
     def db_file_path(self, index: int) -> str:
         """The path of the backend database saved for the snapshot at
