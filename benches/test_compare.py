@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 TINY = [
     "--rounds", "2",
     "--seconds", "0.02",
-    "--batches", "1,100",
+    "--batches", "1,100,1000",
     "--recovery-entries", "2000",
     "--decode-mib", "1",
 ]  # fmt: skip
@@ -71,8 +71,11 @@ def test_compare_tiny(tmp_path: Path) -> None:
     scenarios = {s for s, _ in rows}
     assert any(s.startswith("durable save, 1 x") for s in scenarios)
     assert any(s.startswith("durable save, 100 x") for s in scenarios)
-    assert any(s.startswith("save_async") for s in scenarios)
+    assert any(s.startswith("durable save, 1000 x") for s in scenarios)
+    assert any(s.startswith("save_async, 1 entry per call, 1024 in flight") for s in scenarios)
+    assert any(s.startswith("save_async, 100 x 100 B per call, 64 in flight") for s in scenarios)
     assert any(s.startswith("recovery") for s in scenarios)
+    assert any(s.startswith("peak RSS of that open") for s in scenarios)
     assert any(s.startswith("CRC32C") for s in scenarios)
     assert any(s.startswith("decode") for s in scenarios)
     expected = {"raftwal", "sqlite", "raw", "rawfalloc", "purepy"}
@@ -83,11 +86,30 @@ def test_compare_tiny(tmp_path: Path) -> None:
         expected.add("etcd")
     assert set(result["sweep"]) == expected
     for per in result["sweep"].values():
-        assert set(per) == {"1", "100"}
+        assert set(per) == {"1", "100", "1000"}
     etcd_rows = [r for (_, m), r in rows.items() if "etcd Go" in m]
-    # 1 x 100 B, 100 x 100 B, recovery, decoding in Rust and into Python entries
-    assert len(etcd_rows) == 5
+    # 1, 100 and 1000 x 100 B, recovery, decoding in Rust and into Python entries
+    assert len(etcd_rows) == 6
     assert all((r["ratio"] is not None) == etcd_available for r in etcd_rows)
+    targets = {(s, r["target"]) for (s, m), r in rows.items() if r["target"]}
+    assert ("durable save, 1000 x 100 B per save", ">= 1x") in targets
+
+    # the new rows have both sides measured in every round
+    (batched,) = [r for (s, _), r in rows.items() if s.startswith("save_async, 100 x")]
+    assert batched["baseline"] > 0 and batched["ratio"] is not None
+    assert batched["target"] == ">= 0.9x"
+    assert len(result["async_batch_bytes_per_fsync"]) == 2  # --rounds 2
+    assert all(b > 0 for b in result["async_batch_bytes_per_fsync"])
+    (rss,) = [r for (s, _), r in rows.items() if s.startswith("peak RSS")]
+    assert rss["unit"] == "B" and rss["target"] == "<= 1.5x" and rss["ratio"] is not None
+    memory = result["memory"]
+    assert rss["baseline"] == memory["wal_bytes"]
+    # 2,000 entries of 100 B: at least their payload, and not the preallocated segment
+    assert 2000 * 100 < memory["wal_bytes"] < 2000 * 200
+    pairs = zip(memory["imported_rss_bytes"], memory["peak_rss_bytes"], strict=True)
+    assert all(0 < i <= p for i, p in pairs)
+    assert len(memory["peak_rss_bytes"]) == 2  # --rounds 2
+    assert "interpreter with raftwal imported" in text
 
     if _has("matplotlib"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -30,6 +30,7 @@ import os
 import random
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,21 +42,25 @@ from pathlib import Path
 from typing import Any
 
 from .. import _native
-from ..messages import Entry, HardState
+from ..messages import HardState
 from ..restart import open as open_storage
 from ..wal import WAL, verify
 from .bench_report import (
+    Memory,
     Series,
     Settings,
     _fmt_rate,
     build_rows,
     draw_chart,
     machine_info,
+    memory_note,
     report_markdown,
     sweep_markdown,
     table_markdown,
 )
 from .bench_systems import (
+    ASYNC_BATCH,
+    ASYNC_BATCH_IN_FLIGHT,
     DECODE_ENTRY_SIZE,
     ENTRY_SIZE,
     IN_FLIGHT,
@@ -122,26 +127,41 @@ def sweep(systems: list[System], settings: Settings, workdir: Path) -> dict[str,
     return out
 
 
-def _async_slice(path: Path, seconds: float) -> tuple[int, float]:
-    """save_async of one entry per call with IN_FLIGHT futures outstanding;
-    the clock stops when every future has resolved."""
+def _async_run(
+    path: Path, seconds: float, batch: int = 1, in_flight: int = IN_FLIGHT
+) -> tuple[int, float, int, int]:
+    """save_async of ``batch`` entries per call with at most ``in_flight``
+    futures outstanding; the clock stops when every future has resolved.
+    Returns (entries, seconds, bytes the WAL wrote, fsyncs), the last two
+    from its stats() over the timed loop."""
     data = bytes(ENTRY_SIZE)
     with WAL.create(path, None) as w:
+        before = w.stats()
         pending: deque[Future[None]] = deque()
         i = 0
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
-            i += 1
-            pending.append(w.save_async(HardState(1, 1, i), [Entry(term=1, index=i, data=data)]))
-            if len(pending) >= IN_FLIGHT:
+            ents = make_entries(i + 1, batch, data)
+            i += batch
+            pending.append(w.save_async(HardState(1, 1, i), ents))
+            if len(pending) >= in_flight:
                 pending.popleft().result()
         for f in pending:
             f.result()
         took = time.perf_counter() - start
+        after = w.stats()
         if w.durable_index != i:
             raise RuntimeError(f"save_async: durable_index {w.durable_index} != {i}")
-        return i, took
+        written = after["wal_write_bytes_total"] - before["wal_write_bytes_total"]
+        fsyncs = after["wal_fsyncs_total"] - before["wal_fsyncs_total"]
+        return i, took, written, fsyncs
+
+
+def _async_slice(path: Path, seconds: float) -> tuple[int, float]:
+    """save_async of one entry per call with IN_FLIGHT futures outstanding."""
+    n, took, _, _ = _async_run(path, seconds)
+    return n, took
 
 
 def async_scenario(settings: Settings, workdir: Path) -> tuple[Series, Series]:
@@ -165,6 +185,54 @@ def async_scenario(settings: Settings, workdir: Path) -> tuple[Series, Series]:
     return a, s
 
 
+def async_batch_scenario(
+    settings: Settings, workdir: Path, disk: RawSystem
+) -> tuple[Series, Series, list[float]]:
+    """save_async of ASYNC_BATCH entries per call, at most ASYNC_BATCH_IN_FLIGHT
+    in flight, against pwrite+fdatasync on the zeroed file of as many bytes
+    per sync as the WAL wrote per fsync, as entries/s at the WAL's bytes per
+    entry. The disk's slice uses the bytes per fsync of the latest save_async
+    slice (an untimed one first), so the two can run in a shuffled order.
+    Returns (save_async, disk, bytes per fsync of each round)."""
+    ours, theirs = Series(), Series()
+    per_fsync: list[float] = []
+    secs = settings.async_seconds
+
+    def run_async(path: Path) -> tuple[int, float, float, float]:
+        n, took, written, fsyncs = _async_run(path, secs, ASYNC_BATCH, ASYNC_BATCH_IN_FLIGHT)
+        if fsyncs < 1 or n < 1:
+            raise RuntimeError(f"save_async: {n} entries, {fsyncs} fsyncs")
+        return n, took, written / fsyncs, written / n
+
+    _, _, fsync_bytes, entry_bytes = run_async(workdir / "async-batch-calibration")
+    shutil.rmtree(workdir / "async-batch-calibration", ignore_errors=True)
+    shuffle = random.Random(20240602).shuffle
+    for r in range(settings.rounds):
+
+        def wal_step(path: Path) -> None:
+            nonlocal fsync_bytes, entry_bytes
+            n, took, fsync_bytes, entry_bytes = run_async(path)
+            ours.add(n, took)
+            per_fsync.append(fsync_bytes)
+
+        def disk_step(path: Path) -> None:
+            syncs, took = disk.slice_bytes(path, round(fsync_bytes), secs)
+            theirs.add(syncs * round(fsync_bytes) / entry_bytes, took)
+
+        steps = [wal_step, disk_step]
+        shuffle(steps)
+        for i, step in enumerate(steps):
+            step(workdir / f"async-batch-{r}-{i}")
+        _say(
+            f"  round {r + 1}/{settings.rounds}: save_async {_fmt_rate(ours.work[-1] / ours.seconds[-1])}"
+            f"/s ({per_fsync[-1] / 1024:,.1f} KiB per fsync), disk "
+            f"{_fmt_rate(theirs.work[-1] / theirs.seconds[-1])}/s"
+        )
+        for p in workdir.glob(f"async-batch-{r}-*"):
+            shutil.rmtree(p, ignore_errors=True)
+    return ours, theirs, per_fsync
+
+
 def _write_log(wal_dir: Path, count: int, size: int, per_save: int) -> None:
     data = os.urandom(size)
     with WAL.create(wal_dir, None) as w:
@@ -173,14 +241,89 @@ def _write_log(wal_dir: Path, count: int, size: int, per_save: int) -> None:
             w.save(HardState(1, 1, start + n - 1), make_entries(start, n, data))
 
 
+_RSS_CHILD = """\
+import json, resource, sys
+
+def peak():
+    try:  # this process's own high-water mark: Linux keeps ru_maxrss across exec,
+        with open("/proc/self/status") as f:  # so it would report the parent's
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb if sys.platform == "darwin" else kb * 1024
+
+import raftwal
+
+imported = peak()
+s = raftwal.open(sys.argv[1])
+n = int(sys.argv[2])
+served = len(s.entries(n, n + 1))
+print(json.dumps({"imported": imported, "peak": peak(), "last": s.last_index(), "served": served}))
+"""
+"""The child of the peak-RSS measurement: it imports raftwal, opens the data
+directory, touches entries(last, last + 1) and prints its peak RSS in bytes
+after the import and at the end: VmHWM from /proc/self/status, or ru_maxrss
+where there is no /proc (on Linux ru_maxrss survives exec, so a child forked
+from this large process would report at least the parent's RSS)."""
+
+
+def wal_used_bytes(wal_dir: Path) -> int:
+    """Bytes of the WAL's segment files up to the end of their last record
+    (a segment is preallocated past it): the length-prefixed frames of
+    etcd's format, walked until a zero length."""
+    total = 0
+    for seg in sorted(wal_dir.glob("*.wal")):
+        buf = seg.read_bytes()
+        off = 0
+        while off + 8 <= len(buf):
+            head = int.from_bytes(buf[off : off + 8], "little")
+            if head == 0:
+                break
+            pad = (head >> 56) & 0x7 if head >> 63 else 0
+            off += 8 + (head & 0xFFFFFFFFFFFFFF) + pad
+        total += min(off, len(buf))
+    return total
+
+
+def _rss_child(data_dir: Path, n: int) -> dict[str, int]:
+    """Peak RSS of a fresh interpreter that only opens ``data_dir`` with
+    raftwal.open (see _RSS_CHILD)."""
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[2])  # the directory holding raftwal/
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, str(data_dir), str(n)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"peak RSS child failed: {proc.stderr.strip()[-2000:]}")
+    out: dict[str, int] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if out["last"] != n or out["served"] != 1:
+        raise RuntimeError(f"peak RSS child: raftwal.open found {out}, expected last index {n}")
+    return out
+
+
 def recovery_scenario(
     settings: Settings, workdir: Path, ref: Any | None
-) -> tuple[Series, Series | None]:
+) -> tuple[Series, Series | None, Memory | None]:
+    """Seconds of raftwal.open until entries() serves against etcd's
+    OpenForRead+ReadAll, and the peak RSS of raftwal.open in a child process
+    (None where the resource module is missing) against the WAL's bytes."""
     n = settings.recovery_entries
     data_dir = workdir / "recovery"
     _write_log(data_dir / "wal", n, ENTRY_SIZE, 10_000)
     (data_dir / "snap").mkdir(mode=0o700)
     ours, theirs = Series(), Series() if ref is not None else None
+    memory = None
+    if importlib.util.find_spec("resource") is not None:
+        memory = Memory(wal_bytes=wal_used_bytes(data_dir / "wal"))
 
     def raftwal_open() -> None:
         gc.collect()
@@ -202,16 +345,32 @@ def recovery_scenario(
             raise RuntimeError(f"etcdref bench-read: {out}")
         theirs.add(1, float(out["seconds"]))
 
-    steps = [raftwal_open, etcd_read] if ref is not None else [raftwal_open]
+    def rss_child() -> None:
+        assert memory is not None
+        out = _rss_child(data_dir, n)
+        memory.add(out["peak"], out["imported"])
+
+    steps = [raftwal_open]
+    if ref is not None:
+        steps.append(etcd_read)
+    if memory is not None:
+        steps.append(rss_child)
+    shuffle = random.Random(20240603).shuffle
     for r in range(settings.read_rounds):
-        for step in steps if r % 2 else steps[::-1]:
+        shuffle(steps)
+        for step in steps:
             step()
         line = f"  round {r + 1}/{settings.read_rounds}: raftwal.open {ours.seconds[-1]:.3f} s"
         if theirs is not None:
             line += f", etcd OpenForRead+ReadAll {theirs.seconds[-1]:.3f} s"
+        if memory is not None:
+            line += (
+                f", peak RSS {memory.peak.work[-1] / 1e6:,.1f} MB (WAL {memory.wal_bytes / 1e6:,.1f}"
+                f" MB, interpreter with raftwal imported {memory.imported[-1] / 1e6:,.1f} MB)"
+            )
         _say(line)
     shutil.rmtree(data_dir, ignore_errors=True)
-    return ours, theirs
+    return ours, theirs, memory
 
 
 def crc_scenario(settings: Settings) -> tuple[Series, Series]:
@@ -449,8 +608,14 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         ]
         _say(f"raftwal bench in {workdir} ({fstype}): throughput vs batch size")
         swept = sweep(systems, settings, workdir)
-        _say("save_async, 1 entry per call, 1024 in flight, vs save")
+        _say(f"save_async, 1 entry per call, {IN_FLIGHT} in flight, vs save")
         async_s, sync_s = async_scenario(settings, workdir)
+        _say(
+            f"save_async, {ASYNC_BATCH} entries per call, {ASYNC_BATCH_IN_FLIGHT} in flight, "
+            "vs write+fdatasync of the same bytes per fsync"
+        )
+        disk = next(s for s in systems if isinstance(s, RawSystem) and s.key == "raw")
+        async_batch = async_batch_scenario(settings, workdir, disk)
         _say(f"recovery of {settings.recovery_entries:,} entries")
         recovery = recovery_scenario(settings, workdir, ref)
         _say("CRC32C")
@@ -460,7 +625,10 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         machine = machine_info(workdir, lmdb)
 
     purepy_label = next(s.label for s in systems if s.key == "purepy")
-    rows = build_rows(settings, swept, purepy_label, async_s, sync_s, recovery, crc, decode)
+    rows = build_rows(
+        settings, swept, purepy_label, async_s, sync_s, async_batch, recovery, crc, decode
+    )
+    memory = recovery[2]
 
     table = table_markdown(rows)
     elapsed = time.perf_counter() - started
@@ -468,6 +636,8 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
     print(table, file=tables)
     print(file=tables)
     print(sweep_markdown(swept, systems), file=tables)
+    if memory is not None:
+        print(f"\n{memory_note(memory)}", file=tables)
     print(
         f"\n({elapsed:.0f} s; ratio: median of per-round ratios, in brackets the lowest and highest)",
         file=tables,
@@ -504,6 +674,7 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
                 skipped,
                 elapsed,
                 args.pure_crc,
+                memory,
             )
             + ("\n" + kept if kept else "")
         )
@@ -513,7 +684,14 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         "sweep": {k: {str(b): s.__dict__ for b, s in per.items()} for k, per in swept.items()},
         "machine": info,
         "settings": settings.__dict__,
+        "async_batch_bytes_per_fsync": async_batch[2],
     }
+    if memory is not None:
+        samples["memory"] = {
+            "wal_bytes": memory.wal_bytes,
+            "peak_rss_bytes": memory.peak.work,
+            "imported_rss_bytes": memory.imported,
+        }
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(samples, indent=2, default=str))
     if getattr(args, "json", False):

@@ -18,6 +18,8 @@ from ..messages import Entry, HardState
 from ..wal import DEFAULT_SEGMENT_SIZE, WAL
 
 __all__ = [
+    "ASYNC_BATCH",
+    "ASYNC_BATCH_IN_FLIGHT",
     "DECODE_ENTRY_SIZE",
     "ENTRY_SIZE",
     "IN_FLIGHT",
@@ -38,6 +40,11 @@ ENTRY_SIZE = 100
 """Payload bytes of an entry in the save scenarios and the sweep."""
 DECODE_ENTRY_SIZE = 4096
 IN_FLIGHT = 1024
+"""save_async calls outstanding in the 1-entry save_async scenario."""
+ASYNC_BATCH = 100
+"""Entries per save_async call in the batched save_async scenario."""
+ASYNC_BATCH_IN_FLIGHT = 64
+"""save_async calls outstanding in the batched save_async scenario."""
 
 
 # ------------------------------------------------------------- pure-Python encoder
@@ -291,7 +298,17 @@ class RawSystem(System):
         return len(sizer.encode(hs, make_entries(1000, batch, bytes(ENTRY_SIZE))))
 
     def slice(self, path: Path, batch: int, seconds: float) -> tuple[int, float]:
-        buf = os.urandom(self.bytes_per_save(batch))
+        return self._slice(path, self.bytes_per_save(batch), batch, seconds)
+
+    def slice_bytes(self, path: Path, nbytes: int, seconds: float) -> tuple[int, float]:
+        """pwrite+fdatasync of ``nbytes`` per sync for about ``seconds``;
+        return (syncs, seconds taken)."""
+        return self._slice(path, nbytes, 1, seconds)
+
+    def _slice(self, path: Path, nbytes: int, batch: int, seconds: float) -> tuple[int, float]:
+        if not 0 < nbytes <= self._size:
+            raise ValueError(f"{nbytes} bytes per sync do not fit in {self._size}")
+        buf = os.urandom(nbytes)
         if self._zeroed:
             fd = os.open(self._path, os.O_RDWR)
         else:
