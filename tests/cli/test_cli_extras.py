@@ -317,3 +317,37 @@ def test_bench_without_its_module_says_so(
     assert cli.main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "raftwal bench" in err and "raftwal.cli.bench" in err
+
+
+def test_bench_quick_reports_the_targets_rows(tmp_path: Path) -> None:
+    """``raftwal bench --quick`` has a row, with its target, for every scenario
+    of the speed targets, the new ones included (RSS of the open, save_async
+    of 100 entries with 64 in flight, saves of 1000 entries)."""
+    if importlib.util.find_spec("raftwal.cli.bench") is None:
+        pytest.skip("raftwal.cli.bench is not part of this build")
+    argv = ["bench", "--quick", "--json", "--no-sqlite", "--no-lmdb", "--no-chart"]
+    r = run(*argv, "--dir", str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+
+    def target(scenario: str, measure: str) -> str:
+        (row,) = [
+            row
+            for row in doc["rows"]
+            if row["scenario"].startswith(scenario) and row["measure"].startswith(measure)
+        ]
+        return str(row["target"])
+
+    etcd, disk = "vs etcd Go Save loop", "vs write+fdatasync, zeroed file"
+    assert target("durable save, 1 x 100 B", "saves/s " + etcd) == ">= 1x"
+    assert target("durable save, 1 x 100 B", "saves/s " + disk) == ">= 0.9x"
+    assert target("durable save, 100 x 100 B", "entries/s " + disk) == ">= 0.9x"
+    assert target("durable save, 1000 x 100 B", "entries/s " + etcd) == ">= 1x"
+    assert target("save_async, 1 entry per call, 1024 in flight", "") == ">= 10x"
+    assert target("save_async, 100 x 100 B per call, 64 in flight", "") == ">= 0.9x"
+    assert target("recovery: raftwal.open of 100,000 x 100 B until entries()", "") == "<= 0.2x"
+    assert target("peak RSS of that open", "") == "<= 1.5x"
+    (rss,) = [row for row in doc["rows"] if row["scenario"].startswith("peak RSS")]
+    assert rss["ratio"] is not None and rss["baseline"] == doc["memory"]["wal_bytes"]
+    assert "interpreter with raftwal imported" in r.stderr  # the note for scale
+    assert list(tmp_path.iterdir()) == []
