@@ -248,7 +248,7 @@ impl Default for DiskLog {
 }
 
 impl EntrySink for DiskLog {
-    fn take(&mut self, arena: &EntryArena) -> Result<()> {
+    fn take(&mut self, arena: &mut EntryArena) -> Result<()> {
         for m in &arena.metas {
             self.push(m.seg, m.frame_offset, m.prev_crc, m.term);
         }
@@ -284,8 +284,8 @@ mod tests {
         let mut r = Wal::open(&d, WalSnap::default(), false, 8192).unwrap();
         let mut log = DiskLog::new();
         let files = r.replay_inputs();
-        let res = r.read_all_with(Some(&mut log)).unwrap();
-        log.take(&res.entries).unwrap();
+        let mut res = r.read_all_with(Some(&mut log)).unwrap();
+        log.take(&mut res.entries).unwrap();
         log.attach_files(&d, files);
         assert!(res.segments.len() >= 2);
         assert_eq!(log.len(), 120);
@@ -325,8 +325,8 @@ mod tests {
         let mut r = Wal::open(&d, WalSnap::default(), false, 8192).unwrap();
         let files = r.replay_inputs();
         let mut log = DiskLog::new();
-        let res = r.read_all_with(Some(&mut log)).unwrap();
-        log.take(&res.entries).unwrap();
+        let mut res = r.read_all_with(Some(&mut log)).unwrap();
+        log.take(&mut res.entries).unwrap();
         assert_eq!(
             files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
             res.segments

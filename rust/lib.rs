@@ -10,6 +10,7 @@ pub mod failpoint;
 pub mod frame;
 pub mod fsutil;
 pub mod logruns;
+pub mod memlog;
 pub mod metrics;
 pub mod record;
 pub mod repair;

@@ -67,7 +67,7 @@ impl LogRuns {
     }
 
     /// Take the entries the replay did not hand over, and its last index.
-    pub fn finish(&mut self, rest: &EntryArena, last_index: u64) -> Result<()> {
+    pub fn finish(&mut self, rest: &mut EntryArena, last_index: u64) -> Result<()> {
         self.take(rest)?;
         self.start_index = last_index.saturating_sub(self.len as u64);
         Ok(())
@@ -148,7 +148,7 @@ impl LogRuns {
 }
 
 impl EntrySink for LogRuns {
-    fn take(&mut self, arena: &EntryArena) -> Result<()> {
+    fn take(&mut self, arena: &mut EntryArena) -> Result<()> {
         for m in &arena.metas {
             let pos = self.len;
             let new_seg = self.runs.last().is_none_or(|r| r.seg != m.seg);
@@ -280,8 +280,8 @@ mod tests {
             .collect();
         let mut r = Wal::open(d, at.clone(), false, 8192).unwrap();
         let mut runs = LogRuns::new(d, r.replay_inputs());
-        let res = r.read_all_with(Some(&mut runs)).unwrap();
-        runs.finish(&res.entries, res.last_index).unwrap();
+        let mut res = r.read_all_with(Some(&mut runs)).unwrap();
+        runs.finish(&mut res.entries, res.last_index).unwrap();
         assert_eq!(runs.first_index(), at.index + 1);
         (got, runs)
     }

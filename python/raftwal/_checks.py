@@ -5,7 +5,6 @@ written (a call that raises changes nothing): used by ``raftwal.open`` and
 from __future__ import annotations
 
 from . import _native
-from ._native import EntryBase
 from .errors import EntryTooLargeError
 from .messages import Entry
 
@@ -40,30 +39,17 @@ def entry_list(entries: object) -> list[Entry]:
             f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
         )
     try:
-        ents: list[Entry] = list(entries)  # type: ignore[call-overload]
+        iter(entries)  # type: ignore[call-overload]
     except TypeError:
         raise TypeError(
             f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
         ) from None
-    copies: list[Entry] = []
-    for k, e in enumerate(ents):
-        if not isinstance(e, EntryBase):
-            raise TypeError(f"entries[{k}] must be a raftwal.Entry, not {type(e).__name__}")
-        if k and e.index != ents[k - 1].index + 1:
-            raise ValueError(f"entries are not consecutive: {e.index} follows {ents[k - 1].index}")
-        data = e.data
-        # only an entry whose data is near the limit can pass it (the rest of
-        # an entry is a few varints): serialize just those to measure exactly
-        if len(data) > _SIZE_CHECK_FROM:
-            size = e.ByteSize()
-            if not _native.entry_fits(size):
-                raise EntryTooLargeError(
-                    f"entry {e.index} encodes to {size} bytes; etcd 3.4 reads records below 10 MiB"
-                )
-        # the storage keeps its own copy: what the caller does with its
-        # objects afterwards cannot change what is served (data is bytes)
-        copies.append(Entry(e.term, e.index, e.type, data if e.HasField("data") else None))
+    # the storage keeps its own copies (in one native pass): what the caller
+    # does with its objects afterwards cannot change what is served
+    copies, too_large = _native.copy_entries(entries, Entry)  # type: ignore[arg-type]
+    if too_large is not None:
+        index, size = too_large
+        raise EntryTooLargeError(
+            f"entry {index} encodes to {size} bytes; etcd 3.4 reads records below 10 MiB"
+        )
     return copies
-
-
-_SIZE_CHECK_FROM = 10 * 1024 * 1024 - 4096

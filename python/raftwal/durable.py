@@ -226,7 +226,10 @@ class DurableStorage(Closing):
     def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
         """Entries in ``[lo, hi)``, at most ``max_size`` serialized bytes (at
         least one). They are copies: changing them changes nothing stored."""
-        return [e.__copy__() for e in self._mem.entries(lo, hi, max_size)]
+        ents = self._mem.entries(lo, hi, max_size)
+        if self._mem._serves_copies():
+            return ents
+        return [e.__copy__() for e in ents]
 
     def term(self, i: int) -> int:
         """The term of entry ``i``."""

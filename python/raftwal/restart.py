@@ -20,7 +20,7 @@ from typing import Literal
 from . import _native
 from ._checks import check_u64
 from ._fsutil import fsync_dir
-from ._native import DiskLog
+from ._native import DiskLog, MemLog
 from .durable import DiskStorage, DurableStorage
 from .errors import (
     CorruptionError,
@@ -116,7 +116,7 @@ def _choose_snapshot(
     return snapshot, [name for name, _ in broken]
 
 
-_Loaded = tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog]
+_Loaded = tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog | MemLog]
 
 
 def _first_segment_index(wal_dir: Path) -> int | None:
@@ -130,14 +130,14 @@ def _first_segment_index(wal_dir: Path) -> int | None:
 
 def _replay_read_only(
     wal_dir: Path, walsnap: WalSnapshot, bounded: bool
-) -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog]:
+) -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog | MemLog]:
     """A reader's open and replay (no lock; a torn tail ends the log)."""
     races = 0
     while True:
         try:
             wal = WAL.open_for_read(wal_dir, walsnap)
             try:
-                md, hs, entries = wal.read_all_indexed() if bounded else wal.read_all()
+                md, hs, entries = wal.read_all_indexed() if bounded else wal.read_all_packed()
             except BaseException:
                 wal.close()
                 raise
@@ -156,14 +156,19 @@ def _recover(
     bounded: bool,
     recovery: str,
     report: RecoveryReport,
-) -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog]:
+) -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog | MemLog]:
     """A writer's open and its one replay, which cuts away the damage
     ``recovery`` allows. Damage the replay does not cut but ``salvage``
     does (a gap in the segments' sequence, an undecodable snapshot record)
     is salvaged in a pass of its own, then the replay runs again."""
     try:
         wal, md, hs, entries, rec = WAL.recover(
-            wal_dir, walsnap, mode=recovery, segment_size=segment_size, indexed=bounded
+            wal_dir,
+            walsnap,
+            mode=recovery,
+            segment_size=segment_size,
+            indexed=bounded,
+            native=not bounded,
         )
     except (CorruptionError, WALNotFoundError) as exc:
         if recovery != "salvage" or report.repaired:
@@ -175,7 +180,12 @@ def _recover(
             raise
         report.repaired = True
         wal, md, hs, entries, rec = WAL.recover(
-            wal_dir, walsnap, mode=recovery, segment_size=segment_size, indexed=bounded
+            wal_dir,
+            walsnap,
+            mode=recovery,
+            segment_size=segment_size,
+            indexed=bounded,
+            native=not bounded,
         )
     if rec.damage is not None:
         report.repaired = True
@@ -238,7 +248,7 @@ def _load(
     recovery: str,
     report: RecoveryReport,
     read_only: bool,
-) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog, list[str]]:
+) -> tuple[WAL, Snapshot | None, bytes, HardState, list[Entry] | DiskLog | MemLog, list[str]]:
     """etcd's restart: the newest readable ``.snap`` file the WAL holds a
     usable record of, the WAL opened at it and replayed. The candidates are
     tried newest first, each by the replay that opens the WAL at it (which
@@ -448,12 +458,15 @@ def open(
                 memory.apply_snapshot(snapshot)
                 report.snapshot_index = snapshot.metadata.index
                 report.snapshot_term = snapshot.metadata.term
+            start = memory.snapshot()
             if isinstance(entries, DiskLog):
                 # the recovered log stays on disk, behind the dummy entry
-                start = memory.snapshot()
                 at = start.metadata
                 dummy = Entry(term=at.term, index=at.index)
                 memory = MemoryStorage(LazyEntries(dummy, entries), snapshot=start)
+            elif isinstance(entries, MemLog):
+                # packed natively, its dummy at the snapshot the replay began at
+                memory = MemoryStorage(entries, snapshot=start)
             else:
                 memory.append(entries)
             memory.set_hard_state(hs)

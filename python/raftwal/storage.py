@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Protocol, overload, runtime_checkable
 
-from ._native import EntryBase
+from ._native import EntryBase, MemLog
 from .errors import CompactedError, SnapOutOfDateError, UnavailableError
 from .messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 
@@ -32,6 +32,8 @@ __all__ = ["EntryList", "MemoryStorage", "Storage"]
 _COMPACTED = "requested index is unavailable due to compaction"
 _SNAP_OUT_OF_DATE = "requested index is older than the existing snapshot"
 _UNAVAILABLE = "requested entry at index is unavailable"
+
+_U64_MAX = (1 << 64) - 1
 
 
 @runtime_checkable
@@ -77,8 +79,11 @@ class Storage(Protocol):
 class EntryList(Protocol):
     """The entry container a :class:`MemoryStorage` keeps its log in: what
     it uses of a ``list[Entry]`` (position 0 is the dummy entry). A
-    ``list`` is one; so is a log kept on disk (``raftwal.lazylog``), which
-    may add ``term_at(k)`` to read a term without reading the entry."""
+    ``list`` is one; so are a log kept on disk (``raftwal.lazylog``) and a
+    packed one (``raftwal._native.MemLog``, what :func:`raftwal.open`
+    recovers into), which may add ``term_at(k)`` (a term without building
+    the entry), ``size_limit(lo, hi, max_size)`` (where ``max_size`` cuts
+    ``[lo, hi)``) and ``reset(index, term)`` (only a new dummy left)."""
 
     def __len__(self) -> int: ...
     @overload
@@ -182,6 +187,11 @@ class MemoryStorage:
         if close is not None:
             close()
 
+    def _serves_copies(self) -> bool:
+        """Whether :meth:`entries` builds new objects (a packed log) rather
+        than returning the ones appended."""
+        return isinstance(self._ents, MemLog)
+
     def __repr__(self) -> str:
         """A short summary: the first and last index and the snapshot index."""
         with self._lock:
@@ -227,6 +237,10 @@ class MemoryStorage:
             stop = hi - offset
             if max_size is None or start == stop:
                 return ents[start:stop]
+            size_limit = getattr(ents, "size_limit", None)  # a packed log
+            if size_limit is not None:
+                cap = min(max(max_size, 0), _U64_MAX)
+                return ents[start : size_limit(start, stop, cap)]
             # Sizes are computed only until the limit is crossed.
             size = ents[start].ByteSize()
             end = start + 1
@@ -295,7 +309,11 @@ class MemoryStorage:
             if self._snapshot.metadata.index >= md.index:
                 raise SnapOutOfDateError(_SNAP_OUT_OF_DATE)
             self._snapshot = copy
-            self._ents = [Entry(term=md.term, index=md.index)]
+            reset = getattr(self._ents, "reset", None)  # a packed log stays one
+            if reset is not None:
+                reset(md.index, md.term)
+            else:
+                self._ents = [Entry(term=md.term, index=md.index)]
 
     def build_snapshot(
         self, i: int, conf_state: ConfState | None = None, data: bytes | None = None

@@ -70,12 +70,14 @@ class WAL(Closing):
         native = getattr(self, "_native", None)
         if native is None or native.closed or os.getpid() != self._pid:
             return
-        warnings.warn(
-            f"unclosed {self!r}: call close() or use it as a context manager",
-            ResourceWarning,
-            stacklevel=2,
-            source=self,
-        )
+        # at interpreter exit the repr's imports may be gone: close anyway
+        with contextlib.suppress(Exception):
+            warnings.warn(
+                f"unclosed {self!r}: call close() or use it as a context manager",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
         self._off_loop.close(wait=False)
         self._commit.close()
         with contextlib.suppress(Exception):
@@ -133,18 +135,20 @@ class WAL(Closing):
         mode: str = "tolerate-tail",
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         indexed: bool = False,
-    ) -> tuple[WAL, bytes, HardState, list[Entry] | _native.DiskLog, Recovered]:
+        native: bool = False,
+    ) -> tuple[WAL, bytes, HardState, list[Entry] | _native.DiskLog | _native.MemLog, Recovered]:
         """:meth:`open` for appending and :meth:`read_all` (or, with
-        ``indexed``, :meth:`read_all_indexed`) in one replay, which cuts
+        ``indexed``, :meth:`read_all_indexed`; with ``native``, the entries
+        packed in a :class:`raftwal._native.MemLog`) in one replay, which cuts
         away the damage ``mode`` allows (``"strict"``: none;
         ``"tolerate-tail"``: a torn tail; ``"salvage"``: the first damaged
         frame and all after it), keeping a ``.broken`` copy of what it cuts.
         Returns the WAL, ready to append, what it read and what was done."""
         index, term = (snap.index, snap.term) if snap is not None else (0, 0)
-        native, (metadata, (t, v, c), entries), r = _native.recover(
-            os.fspath(dirpath), index, term, mode, Entry, segment_size, indexed
+        core, (metadata, (t, v, c), entries), r = _native.recover(
+            os.fspath(dirpath), index, term, mode, Entry, segment_size, indexed, native
         )
-        wal = cls(native, True)
+        wal = cls(core, True)
         damage = None
         if r["damaged_file"] is not None:
             damage = (os.fspath(r["damaged_file"]), r["damaged_offset"])
@@ -175,7 +179,17 @@ class WAL(Closing):
         record of that snapshot; opened for writing, a torn tail raises
         :class:`TornTailError` (see :func:`repair`). Can be called once."""
         metadata, (term, vote, commit), entries = self._native.read_all(Entry)
+        assert isinstance(entries, list)
         return (metadata if metadata is not None else b"", HardState(term, vote, commit), entries)
+
+    def read_all_packed(self) -> tuple[bytes, HardState, _native.MemLog]:
+        """Like :meth:`read_all`, but the entries are packed in a
+        :class:`raftwal._native.MemLog` (their data in one buffer, 32 bytes
+        of slot each; position 0 is the dummy entry at the snapshot opened
+        at), a ready :class:`~raftwal.MemoryStorage` entry list."""
+        metadata, (term, vote, commit), log = self._native.read_all(Entry, True)
+        assert isinstance(log, _native.MemLog)
+        return (metadata if metadata is not None else b"", HardState(term, vote, commit), log)
 
     def read_all_indexed(self) -> tuple[bytes, HardState, _native.DiskLog]:
         """Like :meth:`read_all`, but the entries stay on disk: the result's

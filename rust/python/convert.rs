@@ -151,16 +151,7 @@ impl ListSink {
         r: ReadResult,
     ) -> PyResult<Bound<'py, PyTuple>> {
         self.append(py, &r.entries)?;
-        let md = r.metadata.map(|m| PyBytes::new(py, &m));
-        let hs = (r.state.term, r.state.vote, r.state.commit);
-        PyTuple::new(
-            py,
-            [
-                md.into_pyobject(py)?.into_any(),
-                hs.into_pyobject(py)?.into_any(),
-                self.list.into_bound(py).into_any(),
-            ],
-        )
+        replay_tuple(py, &r, self.list.into_bound(py).into_any())
     }
 
     fn append(&self, py: Python<'_>, arena: &EntryArena) -> PyResult<()> {
@@ -182,7 +173,7 @@ impl ListSink {
 }
 
 impl EntrySink for ListSink {
-    fn take(&mut self, arena: &EntryArena) -> Result<(), Error> {
+    fn take(&mut self, arena: &mut EntryArena) -> Result<(), Error> {
         match Python::attach(|py| self.append(py, arena)) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failed(e)),
@@ -196,6 +187,24 @@ impl EntrySink for ListSink {
         });
         r.map_err(|e| self.failed(e))
     }
+}
+
+/// A replay's result as (metadata or None, (term, vote, commit), entries).
+pub(super) fn replay_tuple<'py>(
+    py: Python<'py>,
+    r: &ReadResult,
+    entries: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let md = r.metadata.as_ref().map(|m| PyBytes::new(py, m));
+    let hs = (r.state.term, r.state.vote, r.state.commit);
+    PyTuple::new(
+        py,
+        [
+            md.into_pyobject(py)?.into_any(),
+            hs.into_pyobject(py)?.into_any(),
+            entries,
+        ],
+    )
 }
 
 pub(super) fn wal_snap(index: u64, term: u64, conf_state: Option<&[u8]>) -> WalSnap {

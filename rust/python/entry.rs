@@ -4,7 +4,9 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyTuple};
+use std::sync::Mutex;
+
+use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use crate::record;
 
@@ -115,16 +117,24 @@ fn extract_type(value: &Bound<'_, PyAny>) -> PyResult<i32> {
 impl EntryBase {
     /// `EntryBase(term=0, index=0, type=0, data=None)`: `data=None` leaves
     /// the field absent; a `type` outside 0-2 raises `ValueError`.
+    ///
+    /// The object is kept out of the cyclic collector's sight (it refers
+    /// only to a bytes object), so building many entries does not make
+    /// every collection walk them; a subclass must therefore add no
+    /// instance storage (`__slots__ = ()`), or `TypeError` is raised.
     #[new]
+    #[classmethod]
+    #[allow(clippy::new_ret_no_self)]
     #[pyo3(signature = (term = 0, index = 0, r#type = None, data = None),
         text_signature = "(term=0, index=0, type=0, data=None)")]
-    fn new(
+    fn new<'py>(
+        cls: &Bound<'py, PyType>,
         term: u64,
         index: u64,
-        r#type: Option<&Bound<'_, PyAny>>,
-        data: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        Ok(EntryBase {
+        r#type: Option<&Bound<'py, PyAny>>,
+        data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = EntryBase {
             term,
             index,
             etype: match r#type {
@@ -132,7 +142,20 @@ impl EntryBase {
                 None => 0,
             },
             data: to_bytes(data)?,
-        })
+        };
+        let py = cls.py();
+        if cls.is(py.get_type::<EntryBase>()) {
+            let obj = Bound::new(py, v)?.into_any();
+            untrack(&obj);
+            return Ok(obj);
+        }
+        if !same_layout_known(cls)? {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{} adds instance storage to raftwal.Entry: a subclass keeps __slots__ = ()",
+                cls.name()?
+            )));
+        }
+        retyped(py, v, cls.as_type_ptr())
     }
 
     /// The entry type, an `EntryType` (normal, conf change, conf change v2).
@@ -242,22 +265,81 @@ pub struct EntryFactory {
     retype: Option<usize>,
 }
 
+/// Whether `ty` is a subclass of `EntryBase` with its memory layout.
+fn same_layout(ty: &Bound<'_, PyType>) -> PyResult<bool> {
+    let base = ty.py().get_type::<EntryBase>();
+    let same = |name: &str| -> PyResult<bool> {
+        Ok(ty.getattr(name)?.extract::<isize>()? == base.getattr(name)?.extract::<isize>()?)
+    };
+    // The flags that change an object's layout: managed weakref and dict
+    // (before the object), GC header, items at the end. Others (the type
+    // cache's version tag) may differ between equal layouts.
+    const LAYOUT_FLAGS: u64 = (1 << 3) | (1 << 4) | (1 << 14) | (1 << 23);
+    let flags = |t: &Bound<'_, PyType>| -> PyResult<u64> {
+        Ok(t.getattr("__flags__")?.extract::<u64>()? & LAYOUT_FLAGS)
+    };
+    Ok(ty.is_subclass(&base)?
+        && same("__basicsize__")?
+        && same("__itemsize__")?
+        && same("__dictoffset__")?
+        && same("__weakrefoffset__")?
+        && flags(ty)? == flags(&base)?)
+}
+
+/// The classes `same_layout` accepted, kept alive so that their addresses
+/// stay theirs (in practice `raftwal.Entry` alone).
+static SAME_LAYOUT: Mutex<Vec<Py<PyType>>> = Mutex::new(Vec::new());
+
+/// `same_layout`, remembered for the classes that pass.
+fn same_layout_known(ty: &Bound<'_, PyType>) -> PyResult<bool> {
+    let known = |t: &Py<PyType>| t.as_ptr() == ty.as_ptr();
+    if SAME_LAYOUT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(known)
+    {
+        return Ok(true);
+    }
+    let ok = same_layout(ty)?;
+    if ok {
+        let mut list = SAME_LAYOUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !list.iter().any(known) {
+            list.push(ty.clone().unbind());
+        }
+    }
+    Ok(ok)
+}
+
+/// `v` as an object of type `ty`, which `same_layout` accepted, out of the
+/// cyclic collector's sight.
+fn retyped<'py>(
+    py: Python<'py>,
+    v: EntryBase,
+    ty: *mut pyo3::ffi::PyTypeObject,
+) -> PyResult<Bound<'py, PyAny>> {
+    let obj = Bound::new(py, v)?.into_any();
+    // SAFETY: `ty` is a subclass of EntryBase with the same size, item
+    // size, dict/weakref offsets and flags (`same_layout`), so the object's
+    // memory is valid for it. The new type gets a reference for the
+    // instance and the old type loses one, as in CPython's
+    // `object.__class__` setter. The caller keeps the type alive.
+    unsafe {
+        let raw = obj.as_ptr();
+        let old = (*raw).ob_type;
+        pyo3::ffi::Py_INCREF(ty.cast());
+        (*raw).ob_type = ty;
+        pyo3::ffi::Py_DECREF(old.cast());
+    }
+    untrack(&obj);
+    Ok(obj)
+}
+
 impl EntryFactory {
     pub fn new(cls: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let py = cls.py();
-        let base = py.get_type::<EntryBase>();
-        let same_layout = |name: &str| -> PyResult<bool> {
-            Ok(cls.getattr(name)?.extract::<isize>()? == base.getattr(name)?.extract::<isize>()?)
-        };
         let mut retype = None;
-        if let Ok(ty) = cls.cast::<pyo3::types::PyType>() {
-            if ty.is_subclass(&base)?
-                && same_layout("__basicsize__")?
-                && same_layout("__itemsize__")?
-                && same_layout("__dictoffset__")?
-                && same_layout("__weakrefoffset__")?
-                && same_layout("__flags__").unwrap_or(false)
-            {
+        if let Ok(ty) = cls.cast::<PyType>() {
+            if same_layout(ty)? {
                 retype = Some(ty.as_type_ptr() as usize);
             }
         }
@@ -278,32 +360,14 @@ impl EntryFactory {
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.retype {
             Some(ty) => {
-                let ty = ty as *mut pyo3::ffi::PyTypeObject;
-                let obj = Bound::new(
-                    py,
-                    EntryBase {
-                        term,
-                        index,
-                        etype,
-                        data: data.map(Bound::unbind),
-                    },
-                )?
-                .into_any();
-                // SAFETY: `ty` is a subclass of EntryBase with the same size,
-                // item size, dict/weakref offsets and flags (checked in `new`),
-                // so the object's memory is valid for it. The new type gets a
-                // reference for the instance and the old type loses one, as in
-                // CPython's `object.__class__` setter. `self.cls` keeps the
-                // type alive.
-                unsafe {
-                    let raw = obj.as_ptr();
-                    let old = (*raw).ob_type;
-                    pyo3::ffi::Py_INCREF(ty.cast());
-                    (*raw).ob_type = ty;
-                    pyo3::ffi::Py_DECREF(old.cast());
-                }
-                untrack(&obj);
-                Ok(obj)
+                let v = EntryBase {
+                    term,
+                    index,
+                    etype,
+                    data: data.map(Bound::unbind),
+                };
+                // `self.cls` keeps the type alive.
+                retyped(py, v, ty as *mut pyo3::ffi::PyTypeObject)
             }
             None => {
                 let d = match data {
@@ -314,4 +378,61 @@ impl EntryFactory {
             }
         }
     }
+}
+
+/// Entries at least this large are measured exactly against etcd's
+/// record limit (the rest of an entry is a few varints).
+const SIZE_CHECK_FROM: usize = 10 * 1024 * 1024 - 4096;
+
+/// Copies made so far and, at an entry too large for etcd, its index and size.
+type Copied<'py> = (Bound<'py, pyo3::types::PyList>, Option<(u64, usize)>);
+
+/// A save's entries checked and copied, for a storage that keeps them:
+/// each a `raftwal.Entry` (else `TypeError`) with consecutive indexes (else
+/// `ValueError`), copied as `entry_cls` objects sharing the (immutable)
+/// data. Returns (copies, None), or (copies so far, (index, encoded size))
+/// at the first entry too large for a record etcd reads.
+#[pyfunction]
+pub(super) fn copy_entries<'py>(
+    py: Python<'py>,
+    entries: &Bound<'py, PyAny>,
+    entry_cls: &Bound<'py, PyAny>,
+) -> PyResult<Copied<'py>> {
+    let factory = EntryFactory::new(entry_cls)?;
+    let out = pyo3::types::PyList::empty(py);
+    let mut prev: Option<u64> = None;
+    for (k, item) in entries.try_iter()?.enumerate() {
+        let item = item?;
+        let e = item.cast::<EntryBase>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "entries[{k}] must be a raftwal.Entry, not {}",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let b = e.borrow();
+        if let Some(p) = prev {
+            if p.checked_add(1) != Some(b.index) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "entries are not consecutive: {} follows {p}",
+                    b.index
+                )));
+            }
+        }
+        prev = Some(b.index);
+        let data = b.data.as_ref().map(|d| d.bind(py).clone());
+        if let Some(d) = &data {
+            let n = d.as_bytes().len();
+            if n > SIZE_CHECK_FROM {
+                let size = record::entry_len(b.term, b.index, b.etype, Some(n));
+                if !crate::wal::entry_fits(size) {
+                    return Ok((out, Some((b.index, size))));
+                }
+            }
+        }
+        out.append(factory.make(py, b.term, b.index, b.etype, data)?)?;
+    }
+    Ok((out, None))
 }

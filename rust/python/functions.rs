@@ -6,12 +6,14 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use super::convert::{wal_snap, ListSink};
+use super::convert::{replay_tuple, wal_snap, ListSink};
 use super::errors::{real_path, to_py, to_py_in};
+use super::memlog::PyMemLog;
 use super::wal::{replay_indexed, PyWal};
+use crate::memlog::MemLog;
 use crate::repair as walrepair;
 use crate::wal::replay::Mode;
-use crate::wal::{Wal, DEFAULT_SEGMENT_SIZE};
+use crate::wal::{EntrySink, Wal, DEFAULT_SEGMENT_SIZE};
 
 /// CRC-32C of `data`, continuing from `crc` (0 starts a new checksum).
 #[pyfunction(name = "crc32c")]
@@ -116,7 +118,7 @@ pub(super) fn salvage<'py>(
 /// entries), report). With `indexed`, the entries stay on disk: a
 /// `DiskLog` in place of the list.
 #[pyfunction]
-#[pyo3(signature = (dirpath, index, term, mode, entry_cls, segment_size = DEFAULT_SEGMENT_SIZE, indexed = false))]
+#[pyo3(signature = (dirpath, index, term, mode, entry_cls, segment_size = DEFAULT_SEGMENT_SIZE, indexed = false, native = false))]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn recover<'py>(
     py: Python<'py>,
@@ -127,6 +129,7 @@ pub(super) fn recover<'py>(
     entry_cls: &Bound<'py, PyAny>,
     segment_size: u64,
     indexed: bool,
+    native: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mode = Mode::parse(mode).ok_or_else(|| {
         PyValueError::new_err(format!(
@@ -144,6 +147,23 @@ pub(super) fn recover<'py>(
         let (w, r, report) = res.map_err(to_py_in(&dirpath))?;
         let last = r.last_index;
         (w, r.into_tuple(py)?, last, report)
+    } else if native {
+        let mut log = MemLog::new();
+        let res = py.detach(|| {
+            let (w, mut r, report) = Wal::recover(&dirpath, snap, mode, segment_size, &mut log)?;
+            log.take(&mut r.entries)?;
+            log.shrink();
+            Ok::<_, crate::error::Error>((w, r, report))
+        });
+        let (w, r, report) = res.map_err(to_py_in(&dirpath))?;
+        let last = r.last_index;
+        let log = PyMemLog::from_log(entry_cls, log, index, term)?;
+        (
+            w,
+            replay_tuple(py, &r, Bound::new(py, log)?.into_any())?,
+            last,
+            report,
+        )
     } else {
         let mut sink = ListSink::new(py, entry_cls)?;
         let res = py.detach(|| Wal::recover(&dirpath, snap, mode, segment_size, &mut sink));

@@ -26,8 +26,8 @@ pub fn replay_runs<'py>(py: Python<'py>, wal: &Bound<'py, PyWal>) -> PyResult<Bo
         let mut w = wal.wal.lock();
         let files = w.replay_inputs();
         let mut runs = LogRuns::new(w.dir(), files);
-        let r = w.read_all_with(Some(&mut runs))?;
-        runs.finish(&r.entries, r.last_index)?;
+        let mut r = w.read_all_with(Some(&mut runs))?;
+        runs.finish(&mut r.entries, r.last_index)?;
         Ok::<_, Error>((r.metadata, r.state, runs))
     });
     let (metadata, state, runs) = res.map_err(to_py_in(wal.wal.dir()))?;

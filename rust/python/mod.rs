@@ -5,8 +5,8 @@
 //! * `errors.rs`: the one mapping from the core's errors to raftwal's
 //!   exceptions (defined in `raftwal/errors.py`);
 //! * `convert.rs`: Python objects to the core's types and back;
-//! * `wal.rs`, `entry.rs`, `disklog.rs`: the classes `Wal`, `Entry`'s
-//!   native base and `DiskLog`;
+//! * `wal.rs`, `entry.rs`, `disklog.rs`, `memlog.rs`: the classes `Wal`,
+//!   `Entry`'s native base, `DiskLog` and `MemLog`;
 //! * `functions.rs`: the module's functions.
 //!
 //! The GIL is released around every write, fsync and wait; no Python code
@@ -39,6 +39,7 @@ mod entry;
 mod errors;
 mod functions;
 mod logruns;
+mod memlog;
 mod wal;
 
 use crate::wal::DEFAULT_SEGMENT_SIZE;
@@ -52,12 +53,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWal>()?;
     m.add_class::<EntryBase>()?;
     m.add_class::<PyDiskLog>()?;
+    m.add_class::<memlog::PyMemLog>()?;
     m.add_class::<logruns::PyLogRuns>()?;
     m.add_class::<logruns::PyLogScan>()?;
     m.add_function(wrap_pyfunction!(logruns::replay_runs, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
     m.add_function(wrap_pyfunction!(entry_fits, m)?)?;
+    m.add_function(wrap_pyfunction!(entry::copy_entries, m)?)?;
     m.add_function(wrap_pyfunction!(metadata_fits, m)?)?;
     m.add_function(wrap_pyfunction!(repair, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;

@@ -7,11 +7,15 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::convert::{entries_of, extract_hard_state, wal_snap, ListSink, OwnedEntry};
+use super::convert::{
+    entries_of, extract_hard_state, replay_tuple, wal_snap, ListSink, OwnedEntry,
+};
 use super::disklog::PyDiskLog;
 use super::errors::{to_py, to_py_in};
+use super::memlog::PyMemLog;
 use crate::disklog::DiskLog;
 use crate::error::Error;
+use crate::memlog::MemLog;
 use crate::metrics::WalStats;
 use crate::record::HardState;
 use crate::wal::{EntryRef, EntrySink, SharedWal, Wal, DEFAULT_SEGMENT_SIZE};
@@ -77,12 +81,30 @@ impl PyWal {
     }
 
     /// Replay the log: (metadata or None, (term, vote, commit), entries),
-    /// each entry built as `entry_cls(term, index, type, data)`.
+    /// each entry built as `entry_cls(term, index, type, data)`; with
+    /// `native`, the entries are a `MemLog` (dummy at the snapshot opened at).
+    #[pyo3(signature = (entry_cls, native = false))]
     fn read_all<'py>(
         &self,
         py: Python<'py>,
         entry_cls: &Bound<'py, PyAny>,
+        native: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        if native {
+            let mut log = MemLog::new();
+            let res = py.detach(|| {
+                self.wal.with_checked_out(|w| {
+                    let at = w.start_at();
+                    let mut r = w.read_all_overlapped(&mut log)?;
+                    log.take(&mut r.entries)?;
+                    log.shrink();
+                    Ok((r, at))
+                })
+            });
+            let (r, (index, term)) = res.map_err(to_py_in(self.wal.dir()))?;
+            let log = PyMemLog::from_log(entry_cls, log, index, term)?;
+            return replay_tuple(py, &r, Bound::new(py, log)?.into_any());
+        }
         let mut sink = ListSink::new(py, entry_cls)?;
         // The sink takes the GIL for each chunk: the core is checked out,
         // not locked, meanwhile.
@@ -238,8 +260,8 @@ pub(super) struct Indexed {
 pub(super) fn replay_indexed(w: &mut Wal) -> Result<Indexed, Error> {
     let mut log = DiskLog::new();
     let files = w.replay_inputs();
-    let r = w.read_all_with(Some(&mut log))?;
-    log.take(&r.entries)?;
+    let mut r = w.read_all_with(Some(&mut log))?;
+    log.take(&mut r.entries)?;
     log.attach_files(w.dir(), files);
     Ok(Indexed {
         metadata: r.metadata,

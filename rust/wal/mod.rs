@@ -222,6 +222,11 @@ impl Wal {
         Ok(w)
     }
 
+    /// The (index, term) of the snapshot a replay starts after.
+    pub fn start_at(&self) -> (u64, u64) {
+        (self.start.index, self.start.term)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -24,6 +24,7 @@ from raftwal import (
     SnapshotMetadata,
     UnavailableError,
 )
+from raftwal._native import MemLog
 from raftwal.storage import MemoryStorage, Storage
 
 from storage_contract import MemoryAdapter, StorageAdapter, StorageContract, build_345, log_of
@@ -34,6 +35,13 @@ class TestMemoryStorageContract(StorageContract):
 
     def make_adapter(self, tmp_path: Path) -> StorageAdapter:
         return MemoryAdapter(MemoryStorage())
+
+
+class TestPackedMemoryStorageContract(StorageContract):
+    """The same suite over the packed entry list a recovery fills."""
+
+    def make_adapter(self, tmp_path: Path) -> StorageAdapter:
+        return MemoryAdapter(MemoryStorage(MemLog(Entry)))
 
 
 # --- MemoryStorage specifics ---------------------------------------------------
@@ -412,6 +420,23 @@ MemoryStorageMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestMemoryStorageModel = MemoryStorageMachine.TestCase
+
+
+class PackedMemoryStorageMachine(MemoryStorageMachine):
+    """The model check over a MemoryStorage whose log is a packed MemLog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.real = MemoryStorage(MemLog(Entry))
+
+    @invariant()
+    def stays_packed(self) -> None:
+        # apply_snapshot and compact must keep the container, not swap in a list
+        assert self.real._serves_copies()
+
+
+PackedMemoryStorageMachine.TestCase.settings = MemoryStorageMachine.TestCase.settings
+TestPackedMemoryStorageModel = PackedMemoryStorageMachine.TestCase
 
 
 # --- threads ---------------------------------------------------------------------

@@ -29,7 +29,9 @@ pub use recovery::{cut_keeping_copy, Mode, Recovery};
 /// its own objects from them without the whole log ever being held twice.
 pub trait EntrySink {
     /// Take every entry in `arena` (they follow the ones taken before).
-    fn take(&mut self, arena: &EntryArena) -> Result<()>;
+    /// The replay empties the arena afterwards; a sink may instead take
+    /// its buffers, leaving other (empty) ones in their place.
+    fn take(&mut self, arena: &mut EntryArena) -> Result<()>;
     /// Keep only the first `n` entries taken so far (a log overwrite).
     fn truncate(&mut self, n: usize) -> Result<()>;
     /// Arena size (bytes of entry data) at which entries are handed over.
@@ -47,9 +49,11 @@ enum Handed {
     Truncate(usize),
 }
 
-/// The helper thread's sink: forwards every call, in order.
+/// The helper thread's sink: forwards every call, in order, handing each
+/// chunk's arena over whole and filling one the receiver sent back.
 struct Forward {
     tx: mpsc::SyncSender<Handed>,
+    spare: mpsc::Receiver<EntryArena>,
     chunk: usize,
 }
 
@@ -62,8 +66,13 @@ impl Forward {
 }
 
 impl EntrySink for Forward {
-    fn take(&mut self, arena: &EntryArena) -> Result<()> {
-        self.send(Handed::Take(arena.clone()))
+    fn take(&mut self, arena: &mut EntryArena) -> Result<()> {
+        let next = match self.spare.try_recv() {
+            Ok(spare) => spare,
+            Err(_) => EntryArena::with_capacity(arena.bytes.capacity()),
+        };
+        let full = std::mem::replace(arena, next);
+        self.send(Handed::Take(full))
     }
     fn truncate(&mut self, n: usize) -> Result<()> {
         self.send(Handed::Truncate(n))
@@ -197,12 +206,15 @@ impl Wal {
         // Two chunks in flight: the sink never waits for the decoder
         // unless the decoder is the slower one.
         let (tx, rx) = mpsc::sync_channel::<Handed>(2);
+        // Emptied arenas go back to the replay to be filled again: no
+        // chunk is copied, and its memory is reused, not faulted in anew.
+        let (back, spare) = mpsc::channel::<EntryArena>();
         std::thread::scope(|s| {
             let wal = &mut *self;
             let helper = std::thread::Builder::new()
                 .name("raftwal-replay".into())
                 .spawn_scoped(s, move || {
-                    wal.read_all_with(Some(&mut Forward { tx, chunk }))
+                    wal.read_all_with(Some(&mut Forward { tx, spare, chunk }))
                 });
             let helper = match helper {
                 Ok(h) => h,
@@ -211,7 +223,13 @@ impl Wal {
             let mut failed = None;
             for h in rx.iter() {
                 let r = match h {
-                    Handed::Take(arena) => sink.take(&arena),
+                    Handed::Take(mut arena) => {
+                        let r = sink.take(&mut arena);
+                        arena.clear();
+                        // the replay may have ended: then it is dropped here
+                        let _ = back.send(arena);
+                        r
+                    }
                     Handed::Truncate(n) => sink.truncate(n),
                 };
                 if let Err(e) = r {
@@ -374,8 +392,9 @@ impl Wal {
                     self.enti = index;
                     if let Some(s) = sink.as_deref_mut() {
                         if entries.bytes.len() >= chunk || entries.len() >= 1 << 16 {
-                            s.take(&entries)?;
-                            taken += entries.len();
+                            let n = entries.len();
+                            s.take(&mut entries)?;
+                            taken += n;
                             entries.clear();
                         }
                     }
@@ -575,7 +594,7 @@ pub(crate) mod tests {
     }
 
     impl EntrySink for Collect {
-        fn take(&mut self, arena: &EntryArena) -> Result<()> {
+        fn take(&mut self, arena: &mut EntryArena) -> Result<()> {
             for m in &arena.metas {
                 self.got
                     .push((m.term, m.index, arena.data(m).map(<[u8]>::to_vec)));
@@ -618,8 +637,8 @@ pub(crate) mod tests {
             got: Vec::new(),
             chunk: 1,
         };
-        let res = chunked.read_all_with(Some(&mut sink)).unwrap();
-        sink.take(&res.entries).unwrap();
+        let mut res = chunked.read_all_with(Some(&mut sink)).unwrap();
+        sink.take(&mut res.entries).unwrap();
         let via_sink: Vec<(u64, u64)> = sink.got.iter().map(|&(t, i, _)| (t, i)).collect();
         assert_eq!(got, via_sink);
         got
@@ -674,7 +693,7 @@ pub(crate) mod tests {
     struct Failing(usize);
 
     impl EntrySink for Failing {
-        fn take(&mut self, _: &EntryArena) -> Result<()> {
+        fn take(&mut self, _: &mut EntryArena) -> Result<()> {
             self.0 += 1;
             if self.0 == 2 {
                 return Err(Error::Invalid("sink failed".into()));
@@ -732,8 +751,8 @@ pub(crate) mod tests {
                 got: Vec::new(),
                 chunk,
             };
-            let res = r.read_all_with(Some(&mut sink)).unwrap();
-            sink.take(&res.entries).unwrap();
+            let mut res = r.read_all_with(Some(&mut sink)).unwrap();
+            sink.take(&mut res.entries).unwrap();
             assert_eq!(sink.got, flat(&want), "chunk {chunk}");
             assert_eq!(res.last_index, 20);
             // The same, with the replay on a helper thread.
@@ -742,8 +761,8 @@ pub(crate) mod tests {
                 got: Vec::new(),
                 chunk,
             };
-            let res = r.read_all_overlapped(&mut sink).unwrap();
-            sink.take(&res.entries).unwrap();
+            let mut res = r.read_all_overlapped(&mut sink).unwrap();
+            sink.take(&mut res.entries).unwrap();
             assert_eq!(sink.got, flat(&want), "overlapped, chunk {chunk}");
             assert_eq!(res.last_index, 20);
         }

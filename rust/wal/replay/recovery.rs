@@ -196,7 +196,7 @@ mod tests {
     struct Indexes(Vec<u64>);
 
     impl EntrySink for Indexes {
-        fn take(&mut self, arena: &EntryArena) -> Result<()> {
+        fn take(&mut self, arena: &mut EntryArena) -> Result<()> {
             self.0.extend(arena.metas.iter().map(|m| m.index));
             Ok(())
         }
@@ -244,8 +244,8 @@ mod tests {
     /// Open `d` in `mode`: the indexes replayed and the report.
     fn recover(d: &Path, mode: Mode) -> Result<(Vec<u64>, Recovery)> {
         let mut sink = Indexes::default();
-        let (mut w, r, report) = Wal::recover(d, WalSnap::default(), mode, SIZE, &mut sink)?;
-        sink.take(&r.entries).unwrap();
+        let (mut w, mut r, report) = Wal::recover(d, WalSnap::default(), mode, SIZE, &mut sink)?;
+        sink.take(&mut r.entries).unwrap();
         w.close().unwrap();
         Ok((sink.0, report))
     }
@@ -294,9 +294,9 @@ mod tests {
         w.close().unwrap();
         let size = segment_bytes(&d);
         let mut sink = Indexes::default();
-        let (_, r, report) =
+        let (_, mut r, report) =
             Wal::recover(&d, WalSnap::default(), Mode::Strict, 3 << 20, &mut sink).unwrap();
-        sink.take(&r.entries).unwrap();
+        sink.take(&mut r.entries).unwrap();
         assert_eq!(sink.0.len(), 2000);
         assert!(report.bytes_read > 4 << 20);
         assert!(report.bytes_read <= size, "{report:?} of {size}");
