@@ -78,7 +78,7 @@ def test_compare_tiny(tmp_path: Path) -> None:
     assert any(s.startswith("peak RSS of that open") for s in scenarios)
     assert any(s.startswith("CRC32C") for s in scenarios)
     assert any(s.startswith("decode") for s in scenarios)
-    expected = {"raftwal", "sqlite", "raw", "rawfalloc", "purepy"}
+    expected = {"raftwal", "raftwal_datas", "sqlite", "raw", "rawfalloc", "purepy"}
     if _has("lmdb"):
         expected.add("lmdb")
     etcd_available = _etcd() is not None
@@ -88,8 +88,9 @@ def test_compare_tiny(tmp_path: Path) -> None:
     for per in result["sweep"].values():
         assert set(per) == {"1", "100", "1000"}
     etcd_rows = [r for (_, m), r in rows.items() if "etcd Go" in m]
-    # 1, 100 and 1000 x 100 B, recovery, decoding in Rust and into Python entries
-    assert len(etcd_rows) == 6
+    # 1, 100 and 1000 x 100 B (save and save_entries), recovery, decoding in
+    # Rust and into Python entries
+    assert len(etcd_rows) == 9
     assert all((r["ratio"] is not None) == etcd_available for r in etcd_rows)
     targets = {(s, r["target"]) for (s, m), r in rows.items() if r["target"]}
     assert ("durable save, 1000 x 100 B per save", ">= 1x") in targets

@@ -8,7 +8,7 @@ from . import _native
 from .errors import EntryTooLargeError
 from .messages import Entry
 
-__all__ = ["check_db", "check_u64", "entry_list"]
+__all__ = ["check_db", "check_u64", "entry_list", "made_entries"]
 
 
 def check_u64(name: str, value: object) -> None:
@@ -47,9 +47,24 @@ def entry_list(entries: object) -> list[Entry]:
     # the storage keeps its own copies (in one native pass): what the caller
     # does with its objects afterwards cannot change what is served
     copies, too_large = _native.copy_entries(entries, Entry)  # type: ignore[arg-type]
+    _check_size(too_large)
+    return copies
+
+
+def made_entries(term: object, first_index: object, datas: object) -> list[Entry]:
+    """The normal entries of ``term`` from ``first_index`` whose data are
+    ``datas`` (bytes, bytearray or None each), built natively and checked as
+    :func:`entry_list` checks a caller's."""
+    check_u64("term", term)
+    check_u64("first_index", first_index)
+    made, too_large = _native.make_entries(Entry, term, first_index, datas)  # type: ignore[arg-type]
+    _check_size(too_large)
+    return made
+
+
+def _check_size(too_large: tuple[int, int] | None) -> None:
     if too_large is not None:
         index, size = too_large
         raise EntryTooLargeError(
             f"entry {index} encodes to {size} bytes; etcd 3.4 reads records below 10 MiB"
         )
-    return copies

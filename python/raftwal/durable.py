@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from . import _native
-from ._checks import check_db, check_u64, entry_list
+from ._checks import check_db, check_u64, entry_list, made_entries
 from ._closing import Closing
+from .disk import DiskStorage
 from .errors import (
     CompactedError,
     SnapOutOfDateError,
@@ -26,8 +26,8 @@ from .errors import (
     WALPoisonedError,
     WALReadOnlyError,
 )
-from .messages import ConfState, Entry, HardState, Snapshot, WalSnapshot
-from .metrics import DiskStorageStats, DurableStorageStats, Histogram, logger
+from .messages import ConfState, Entry, HardState, Snapshot
+from .metrics import DurableStorageStats, Histogram, logger
 from .snap import DBSource, Snapshotter, db_file_name
 from .storage import MemoryStorage
 from .wal import WAL, OffLoop, run_save_off_loop
@@ -84,87 +84,6 @@ def _interrupts_deferred() -> Iterator[None]:
                 previous(signal.SIGINT, None)
             elif previous == signal.SIG_DFL:
                 signal.raise_signal(signal.SIGINT)
-
-
-class DiskStorage:
-    """What etcd persists for raft: entries and HardStates in the WAL,
-    snapshots as ``.snap`` files referenced by WAL snapshot records. The
-    one owner of the WAL and Snapshotter handles: a :class:`DurableStorage`
-    goes through its methods."""
-
-    __slots__ = ("snap_save", "snapshotter", "wal")
-
-    def __init__(self, wal: WAL, snapshotter: Snapshotter) -> None:
-        self.wal = wal
-        self.snapshotter = snapshotter
-        self.snap_save = Histogram()  # etcd's snap_save_total_duration_seconds
-
-    def save(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
-        """Append to the WAL; durable on return when raft's MustSync says so."""
-        self.wal.save(hard_state, entries)
-
-    def save_async(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> Future[None]:
-        """Append to the WAL; the future resolves once an fsync covers it."""
-        return self.wal.save_async(hard_state, entries)
-
-    def sync(self) -> None:
-        """Flush and fdatasync the WAL: every save made so far is durable."""
-        self.wal.sync()
-
-    def save_snap(self, snap: Snapshot) -> None:
-        """Persist a snapshot: the ``.snap`` file first, then its WAL record
-        (etcd 3.4's form: index and term), then release the WAL locks the
-        snapshot makes unnecessary. A crash in between leaves an orphan
-        ``.snap`` file, which recovery ignores; never a WAL record without
-        its file."""
-        t0 = time.perf_counter()
-        self.wal._refuse_forked()  # before the .snap file is written
-        self.snapshotter.save_snap(snap)
-        self.record_snap(snap, t0)
-
-    def write_snap_file(self, snap: Snapshot) -> None:
-        """The first half of :meth:`save_snap`: the ``.snap`` file alone,
-        written and fsynced (until its WAL record, recovery ignores it)."""
-        self.snapshotter.save_snap(snap)
-
-    def record_snap(self, snap: Snapshot, started: float | None = None) -> None:
-        """The second half of :meth:`save_snap`, once the ``.snap`` file is
-        durable: the WAL record, then the lock release. ``started`` is when
-        the file's write began (for ``snap_save_total_duration_seconds``)."""
-        t0 = time.perf_counter() if started is None else started
-        md = snap.metadata
-        self.wal.save_snapshot(WalSnapshot(index=md.index, term=md.term))
-        self.wal.release_lock_to(md.index)
-        self.snap_save.observe(time.perf_counter() - t0)
-        logger.info("saved snapshot at index %d term %d", md.index, md.term)
-
-    def release(self, snap: Snapshot) -> None:
-        """Release WAL locks and ``.snap.db`` files older than ``snap``."""
-        self.wal.release_lock_to(snap.metadata.index)
-        self.snapshotter.release_snap_dbs(snap)
-
-    def purge(self, max_snapshots: int, max_wals: int) -> list[str]:
-        """etcd's purge after a snapshot: keep the newest ``max_snapshots``
-        ``.snap`` files and ``max_wals`` unlocked WAL segments (0 keeps
-        everything), and remove snapshot writes cut short earlier in this
-        process (a signal). Returns the names removed."""
-        purged = self.snapshotter.purge_snapshots(max_snapshots)
-        purged += _native.purge_segments(self.wal.dirpath, max_wals)
-        purged += self.snapshotter.remove_leftover_temporaries(transfers=False)
-        return purged
-
-    @property
-    def durable_index(self) -> int:
-        """The WAL's last index known to be on stable storage."""
-        return self.wal.durable_index
-
-    def stats(self) -> DiskStorageStats:
-        """The WAL's metrics plus ``snap_save_total_duration_seconds``."""
-        return {**self.wal.stats(), "snap_save_total_duration_seconds": self.snap_save.value()}
-
-    def close(self) -> None:
-        """Close the WAL (syncing what it buffered)."""
-        self.wal.close()
 
 
 class DurableStorage(Closing):
@@ -250,7 +169,7 @@ class DurableStorage(Closing):
     # --- persisting -----------------------------------------------------------
 
     def _plan(
-        self, hard_state: object, entries: object, snapshot: object
+        self, hard_state: object, entries: object, snapshot: object, made: bool = False
     ) -> tuple[list[Entry], tuple[int, int, int]]:
         """Check a save completely before anything is written, against the
         log as it will be once the saves in flight land: the arguments'
@@ -260,7 +179,8 @@ class DurableStorage(Closing):
         last index, and at least the snapshot). Returns the entries to
         write, without those at or below the compacted prefix (memory
         ignores them, so the WAL must not hold them either), and the log's
-        (last index, snapshot index, commit) once the save lands."""
+        (last index, snapshot index, commit) once the save lands. ``made``:
+        ``entries`` is a list of consecutive entries this storage built."""
         self._check_usable()
         if not isinstance(hard_state, HardState):
             raise TypeError(
@@ -273,7 +193,8 @@ class DurableStorage(Closing):
             raise TypeError(
                 f"snapshot must be a raftwal.Snapshot or None, not {type(snapshot).__name__}"
             )
-        ents = entry_list(entries)
+        ents = entries if made else entry_list(entries)
+        assert isinstance(ents, list)
         last, snap, commit = self._accepted_last, self._accepted_snap, self._accepted_commit
         old_last = last
         if snapshot is not None:
@@ -370,8 +291,27 @@ class DurableStorage(Closing):
         compacted prefix are ignored, as MemoryStorage ignores them.
         Recovery uses a snapshot only once a HardState commits it, as etcd's
         restart does: raft hands snapshots over with one."""
+        self._save(hard_state, entries, snapshot, made=False)
+
+    def save_entries(
+        self,
+        hard_state: HardState,
+        term: int,
+        first_index: int,
+        datas: Sequence[bytes | bytearray | None],
+    ) -> None:
+        """:meth:`save` of normal entries of ``term`` at ``first_index``,
+        ``first_index + 1``, ... whose data are ``datas`` (``None``: no data
+        field), for an engine that holds its commands as bytes: the entries
+        are built natively, once, instead of by the caller and again as the
+        storage's copies."""
+        self._save(hard_state, made_entries(term, first_index, datas), None, made=True)
+
+    def _save(
+        self, hard_state: HardState, entries: object, snapshot: Snapshot | None, made: bool
+    ) -> None:
         with self._lock, _interrupts_deferred():
-            ents, shape = self._plan(hard_state, entries, snapshot)
+            ents, shape = self._plan(hard_state, entries, snapshot, made)
             self._persist_snapshot(snapshot)
             try:
                 self._disk.save(hard_state, ents)
@@ -398,10 +338,26 @@ class DurableStorage(Closing):
         then, in the order the saves were made (a later :meth:`save` waits
         for the ones before it). Concurrent saves share fsyncs. A call that
         raises leaves nothing in flight."""
+        return self._save_async(hard_state, entries, snapshot, made=False)
+
+    def save_entries_async(
+        self,
+        hard_state: HardState,
+        term: int,
+        first_index: int,
+        datas: Sequence[bytes | bytearray | None],
+    ) -> Future[None]:
+        """:meth:`save_entries` as :meth:`save_async` does it."""
+        ents = made_entries(term, first_index, datas)
+        return self._save_async(hard_state, ents, None, made=True)
+
+    def _save_async(
+        self, hard_state: HardState, entries: object, snapshot: Snapshot | None, made: bool
+    ) -> Future[None]:
         done: Future[None] = Future()
         done.set_running_or_notify_cancel()  # see WAL.save_async
         with self._lock, _interrupts_deferred():
-            ents, shape = self._plan(hard_state, entries, snapshot)
+            ents, shape = self._plan(hard_state, entries, snapshot, made)
             self._persist_snapshot(snapshot)
             try:
                 fut = self._disk.save_async(hard_state, ents)

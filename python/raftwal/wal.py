@@ -224,6 +224,41 @@ class WAL(Closing):
         self._commit.add(lambda: self._native.save(hard_state, entries, False), fut)
         return fut
 
+    def save_entries(
+        self,
+        hard_state: HardState,
+        term: int,
+        first_index: int,
+        datas: Sequence[bytes | bytearray | None],
+    ) -> None:
+        """:meth:`save` of normal entries of ``term`` at indexes
+        ``first_index``, ``first_index + 1``, ... whose data are ``datas``
+        (``None``: no data field), without an :class:`Entry` per entry:
+        for an engine that holds its commands as bytes. The records are
+        the ones :meth:`save` writes for the same entries."""
+        t0 = time.perf_counter()
+        self._native.save_datas(hard_state, term, first_index, datas, True)
+        took = time.perf_counter() - t0
+        if took > 1.0:
+            logger.warning("slow fdatasync: a save took %.3f s (expected under 1 s)", took)
+
+    def save_entries_async(
+        self,
+        hard_state: HardState,
+        term: int,
+        first_index: int,
+        datas: Sequence[bytes | bytearray | None],
+    ) -> Future[None]:
+        """:meth:`save_entries` as :meth:`save_async` does it: appended
+        before this returns, the future resolving once an fsync covers it."""
+        self._refuse_forked()
+        fut: Future[None] = Future()
+        fut.set_running_or_notify_cancel()  # see save_async
+        self._commit.add(
+            lambda: self._native.save_datas(hard_state, term, first_index, datas, False), fut
+        )
+        return fut
+
     async def asave(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
         """``await`` a :meth:`save_async` without ever blocking the event loop
         (the append runs on a worker thread, in call order, since it may cut

@@ -56,6 +56,36 @@ impl OwnedEntry {
     }
 }
 
+/// Entry data given as a sequence of bytes-like objects (None: no data
+/// field), held without a copy where they are bytes.
+pub(super) fn datas_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<Option<PyBackedBytes>>> {
+    if seq.is_instance_of::<PyBytes>() || seq.is_instance_of::<pyo3::types::PyString>() {
+        return Err(wrong_type(
+            "datas must be a sequence of bytes (one per entry)",
+            seq,
+        ));
+    }
+    let items = seq
+        .try_iter()
+        .map_err(|_| wrong_type("datas must be a sequence of bytes (one per entry)", seq))?;
+    let mut out = Vec::with_capacity(seq.len().unwrap_or(0));
+    for (k, item) in items.enumerate() {
+        let d = item?;
+        if d.is_none() {
+            out.push(None);
+            continue;
+        }
+        if d.is_instance_of::<pyo3::types::PyString>() {
+            return Err(wrong_type(&format!("datas[{k}] must be bytes"), &d));
+        }
+        match d.extract::<PyBackedBytes>() {
+            Ok(b) => out.push(Some(b)),
+            Err(_) => return Err(wrong_type(&format!("datas[{k}] must be bytes"), &d)),
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn entries_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<OwnedEntry>> {
     let py = seq.py();
     let mut out = Vec::with_capacity(seq.len().unwrap_or(0));

@@ -436,3 +436,69 @@ pub(super) fn copy_entries<'py>(
     }
     Ok((out, None))
 }
+
+/// Normal entries of `term` at `first_index`, `first_index + 1`, ... with
+/// data `datas` (bytes, bytearray or None), built as `entry_cls` objects:
+/// `copy_entries`' result for them, without the caller building objects.
+#[pyfunction]
+pub(super) fn make_entries<'py>(
+    py: Python<'py>,
+    entry_cls: &Bound<'py, PyAny>,
+    term: u64,
+    first_index: u64,
+    datas: &Bound<'py, PyAny>,
+) -> PyResult<Copied<'py>> {
+    let factory = EntryFactory::new(entry_cls)?;
+    let out = pyo3::types::PyList::empty(py);
+    let wrong = || -> PyResult<PyErr> {
+        Ok(pyo3::exceptions::PyTypeError::new_err(format!(
+            "datas must be a sequence of bytes (one per entry), not {}",
+            datas.get_type().name()?
+        )))
+    };
+    if datas.is_instance_of::<PyBytes>() || datas.is_instance_of::<pyo3::types::PyString>() {
+        return Err(wrong()?);
+    }
+    let items = match datas.try_iter() {
+        Ok(it) => it,
+        Err(_) => return Err(wrong()?),
+    };
+    for (k, item) in items.enumerate() {
+        let d = item?;
+        let index = first_index.checked_add(k as u64).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(
+                "first_index + len(datas) - 1 must be below 2**64",
+            )
+        })?;
+        let data = if d.is_none() {
+            None
+        } else if d.is_instance_of::<pyo3::types::PyString>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "datas[{k}] must be bytes, not str"
+            )));
+        } else {
+            Some(to_bytes(Some(&d)).map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "datas[{k}] must be bytes, not {}",
+                    d.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?)
+            .flatten()
+            .map(|b| b.into_bound(py))
+        };
+        if let Some(b) = &data {
+            let n = b.as_bytes().len();
+            if n > SIZE_CHECK_FROM {
+                let size = record::entry_len(term, index, 0, Some(n));
+                if !crate::wal::entry_fits(size) {
+                    return Ok((out, Some((index, size))));
+                }
+            }
+        }
+        out.append(factory.make(py, term, index, 0, data)?)?;
+    }
+    Ok((out, None))
+}

@@ -61,6 +61,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
     m.add_function(wrap_pyfunction!(entry_fits, m)?)?;
     m.add_function(wrap_pyfunction!(entry::copy_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(entry::make_entries, m)?)?;
     m.add_function(wrap_pyfunction!(metadata_fits, m)?)?;
     m.add_function(wrap_pyfunction!(repair, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use super::convert::{
-    entries_of, extract_hard_state, replay_tuple, wal_snap, ListSink, OwnedEntry,
+    datas_of, entries_of, extract_hard_state, replay_tuple, wal_snap, ListSink, OwnedEntry,
 };
 use super::disklog::PyDiskLog;
 use super::errors::{to_py, to_py_in};
@@ -144,6 +144,43 @@ impl PyWal {
         let owned = entries_of(entries)?;
         py.detach(|| {
             let refs: Vec<EntryRef<'_>> = owned.iter().map(OwnedEntry::as_entry).collect();
+            self.wal.save(&hs, &refs, sync)
+        })
+        .map_err(to_py)
+    }
+
+    /// `save` of the entries `first_index`, `first_index + 1`, ... of term
+    /// `term` (normal entries) whose data are `datas` (bytes-like, or None
+    /// for no data field), without an Entry object per entry.
+    #[pyo3(signature = (hard_state, term, first_index, datas, sync = true))]
+    fn save_datas(
+        &self,
+        py: Python<'_>,
+        hard_state: &Bound<'_, PyAny>,
+        term: u64,
+        first_index: u64,
+        datas: &Bound<'_, PyAny>,
+        sync: bool,
+    ) -> PyResult<u64> {
+        self.wal.check_owner().map_err(to_py)?;
+        let hs = extract_hard_state(hard_state)?;
+        let owned = datas_of(datas)?;
+        if !owned.is_empty() && first_index.checked_add(owned.len() as u64 - 1).is_none() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "first_index + len(datas) - 1 must be below 2**64",
+            ));
+        }
+        py.detach(|| {
+            let refs: Vec<EntryRef<'_>> = owned
+                .iter()
+                .enumerate()
+                .map(|(k, d)| EntryRef {
+                    term,
+                    index: first_index + k as u64,
+                    etype: 0,
+                    data: d.as_deref(),
+                })
+                .collect();
             self.wal.save(&hs, &refs, sync)
         })
         .map_err(to_py)

@@ -68,6 +68,7 @@ from .bench_systems import (
     LmdbSystem,
     PurePythonSystem,
     PyWal,
+    RaftwalDatasSystem,
     RaftwalSystem,
     RawSystem,
     SqliteSystem,
@@ -128,12 +129,13 @@ def sweep(systems: list[System], settings: Settings, workdir: Path) -> dict[str,
 
 
 def _async_run(
-    path: Path, seconds: float, batch: int = 1, in_flight: int = IN_FLIGHT
+    path: Path, seconds: float, batch: int = 1, in_flight: int = IN_FLIGHT, datas: bool = False
 ) -> tuple[int, float, int, int]:
-    """save_async of ``batch`` entries per call with at most ``in_flight``
-    futures outstanding; the clock stops when every future has resolved.
-    Returns (entries, seconds, bytes the WAL wrote, fsyncs), the last two
-    from its stats() over the timed loop."""
+    """save_async of ``batch`` entries per call (with ``datas``,
+    save_entries_async of their data) with at most ``in_flight`` futures
+    outstanding; the clock stops when every future has resolved. Returns
+    (entries, seconds, bytes the WAL wrote, fsyncs), the last two from its
+    stats() over the timed loop."""
     data = bytes(ENTRY_SIZE)
     with WAL.create(path, None) as w:
         before = w.stats()
@@ -142,9 +144,15 @@ def _async_run(
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
-            ents = make_entries(i + 1, batch, data)
-            i += batch
-            pending.append(w.save_async(HardState(1, 1, i), ents))
+            if datas:
+                pending.append(
+                    w.save_entries_async(HardState(1, 1, i + batch), 1, i + 1, [data] * batch)
+                )
+                i += batch
+            else:
+                ents = make_entries(i + 1, batch, data)
+                i += batch
+                pending.append(w.save_async(HardState(1, 1, i), ents))
             if len(pending) >= in_flight:
                 pending.popleft().result()
         for f in pending:
@@ -186,20 +194,21 @@ def async_scenario(settings: Settings, workdir: Path) -> tuple[Series, Series]:
 
 
 def async_batch_scenario(
-    settings: Settings, workdir: Path, disk: RawSystem
+    settings: Settings, workdir: Path, disk: RawSystem, datas: bool = False
 ) -> tuple[Series, Series, list[float]]:
     """save_async of ASYNC_BATCH entries per call, at most ASYNC_BATCH_IN_FLIGHT
     in flight, against pwrite+fdatasync on the zeroed file of as many bytes
     per sync as the WAL wrote per fsync, as entries/s at the WAL's bytes per
     entry. The disk's slice uses the bytes per fsync of the latest save_async
     slice (an untimed one first), so the two can run in a shuffled order.
+    With ``datas``, save_entries_async of the entries' data instead.
     Returns (save_async, disk, bytes per fsync of each round)."""
     ours, theirs = Series(), Series()
     per_fsync: list[float] = []
     secs = settings.async_seconds
 
     def run_async(path: Path) -> tuple[int, float, float, float]:
-        n, took, written, fsyncs = _async_run(path, secs, ASYNC_BATCH, ASYNC_BATCH_IN_FLIGHT)
+        n, took, written, fsyncs = _async_run(path, secs, ASYNC_BATCH, ASYNC_BATCH_IN_FLIGHT, datas)
         if fsyncs < 1 or n < 1:
             raise RuntimeError(f"save_async: {n} entries, {fsyncs} fsyncs")
         return n, took, written / fsyncs, written / n
@@ -594,7 +603,7 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         if fstype in ("tmpfs", "ramfs"):
             _say(f"raftwal bench: WARNING {workdir} is on {fstype}: fsync is a no-op there")
         check_pure_python_encoder(workdir)
-        systems: list[System] = [RaftwalSystem()]
+        systems: list[System] = [RaftwalSystem(), RaftwalDatasSystem()]
         if ref is not None:
             systems.append(EtcdSystem(ref))
         if not args.no_sqlite:
@@ -616,6 +625,8 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         )
         disk = next(s for s in systems if isinstance(s, RawSystem) and s.key == "raw")
         async_batch = async_batch_scenario(settings, workdir, disk)
+        _say("the same with save_entries_async (the entries' data alone)")
+        async_datas = async_batch_scenario(settings, workdir, disk, datas=True)
         _say(f"recovery of {settings.recovery_entries:,} entries")
         recovery = recovery_scenario(settings, workdir, ref)
         _say("CRC32C")
@@ -626,7 +637,15 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
 
     purepy_label = next(s.label for s in systems if s.key == "purepy")
     rows = build_rows(
-        settings, swept, purepy_label, async_s, sync_s, async_batch, recovery, crc, decode
+        settings,
+        swept,
+        purepy_label,
+        async_s,
+        sync_s,
+        (async_batch, async_datas),
+        recovery,
+        crc,
+        decode,
     )
     memory = recovery[2]
 
@@ -685,6 +704,7 @@ def run(args: argparse.Namespace, etcd_reference: EtcdReference | None = None) -
         "machine": info,
         "settings": settings.__dict__,
         "async_batch_bytes_per_fsync": async_batch[2],
+        "async_datas_bytes_per_fsync": async_datas[2],
     }
     if memory is not None:
         samples["memory"] = {

@@ -252,6 +252,23 @@ class RaftwalSystem(System):
             return _timed_saves(w.save, batch, seconds)
 
 
+class RaftwalDatasSystem(System):
+    """WAL.save_entries: the same records, given as the entries' data alone
+    (an engine holding its commands as bytes builds no Entry objects)."""
+
+    key = "raftwal_datas"
+    label = "raftwal WAL.save_entries (data only)"
+
+    def slice(self, path: Path, batch: int, seconds: float) -> tuple[int, float]:
+        data = bytes(ENTRY_SIZE)
+        with WAL.create(path, None) as w:
+            return _timed_loop(
+                lambda i: w.save_entries(HardState(1, 1, i + batch - 1), 1, i, [data] * batch),
+                batch,
+                seconds,
+            )
+
+
 class PurePythonSystem(System):
     key = "purepy"
 
