@@ -137,6 +137,17 @@ impl Shown {
 struct Slot {
     wal: Option<Wal>,
     syncing: bool,
+    /// Threads waiting on the condition variable (a signal with none
+    /// waiting would still be a system call).
+    waiters: usize,
+}
+
+/// Wait on `cond` with `g`, counted in `waiters`.
+fn wait_slot<'a>(cond: &Condvar, mut g: MutexGuard<'a, Slot>) -> MutexGuard<'a, Slot> {
+    g.waiters += 1;
+    let mut g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+    g.waiters -= 1;
+    g
 }
 
 /// A WAL shared between threads: one lock over the core and a condition
@@ -173,9 +184,9 @@ impl Guard<'_> {
             if let Some(w) = g.wal.as_ref() {
                 self.shown.publish(w);
             }
-            let mut g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+            let mut g = wait_slot(cond, g);
             while g.wal.is_none() {
-                g = cond.wait(g).unwrap_or_else(|p| p.into_inner());
+                g = wait_slot(cond, g);
             }
             self.g = Some(g);
         }
@@ -222,8 +233,11 @@ impl Drop for CheckedOut<'_> {
             self.from.shown.publish(&w);
             let mut g = self.from.slot.lock().unwrap_or_else(|p| p.into_inner());
             g.wal = Some(w);
+            let wake = g.waiters > 0;
             drop(g);
-            self.from.cond.notify_all();
+            if wake {
+                self.from.cond.notify_all();
+            }
         }
     }
 }
@@ -236,11 +250,12 @@ impl SharedWal {
             stats: w.stats(),
             dir: w.dir().to_path_buf(),
             segment_size: w.segment_size(),
-            owner: std::process::id(),
+            owner: crate::fsutil::current_pid(),
             shown,
             slot: Mutex::new(Slot {
                 wal: Some(w),
                 syncing: false,
+                waiters: 0,
             }),
             cond: Condvar::new(),
         }
@@ -250,7 +265,7 @@ impl SharedWal {
     fn lock_slot(&self) -> MutexGuard<'_, Slot> {
         let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         while g.wal.is_none() {
-            g = self.cond.wait(g).unwrap_or_else(|p| p.into_inner());
+            g = wait_slot(&self.cond, g);
         }
         g
     }
@@ -279,7 +294,7 @@ impl SharedWal {
     /// for the lock either: a thread of the parent may have held it at the
     /// fork, and that thread does not exist here.
     pub fn check_owner(&self) -> Result<()> {
-        if std::process::id() != self.owner {
+        if crate::fsutil::current_pid() != self.owner {
             return Err(Error::Closed(FORKED));
         }
         Ok(())
@@ -353,8 +368,11 @@ impl SharedWal {
                 Err(e)
             }
         };
+        let wake = g.slot().waiters > 0;
         drop(g);
-        self.cond.notify_all();
+        if wake {
+            self.cond.notify_all();
+        }
         out
     }
 

@@ -140,7 +140,7 @@ impl Wal {
             bytes_read: 0,
             #[cfg(test)]
             failing_syncs: false,
-            owner: std::process::id(),
+            owner: crate::fsutil::current_pid(),
         }
     }
 
@@ -244,7 +244,7 @@ impl Wal {
 
     /// Whether this process opened the WAL (not a child forked from it).
     pub fn is_owner(&self) -> bool {
-        std::process::id() == self.owner
+        crate::fsutil::current_pid() == self.owner
     }
 
     /// Refuse a write from a process forked from the one that opened the
