@@ -307,9 +307,15 @@ class DurableStorage(Closing):
         storage's copies."""
         self._save(hard_state, made_entries(term, first_index, datas), None, made=True)
 
+    def _refuse_forked(self) -> None:
+        """First, before any lock: in a child forked while a thread of the
+        parent held one, that lock is never released."""
+        self._disk.wal._refuse_forked()
+
     def _save(
         self, hard_state: HardState, entries: object, snapshot: Snapshot | None, made: bool
     ) -> None:
+        self._refuse_forked()
         with self._lock, _interrupts_deferred():
             ents, shape = self._plan(hard_state, entries, snapshot, made)
             self._persist_snapshot(snapshot)
@@ -354,6 +360,7 @@ class DurableStorage(Closing):
     def _save_async(
         self, hard_state: HardState, entries: object, snapshot: Snapshot | None, made: bool
     ) -> Future[None]:
+        self._refuse_forked()
         done: Future[None] = Future()
         done.set_running_or_notify_cancel()  # see WAL.save_async
         with self._lock, _interrupts_deferred():
@@ -463,6 +470,7 @@ class DurableStorage(Closing):
         if data is not None and not isinstance(data, bytes):
             raise TypeError(f"data must be bytes or None, not {type(data).__name__}")
         check_db(db)
+        self._refuse_forked()
         with self._snap_lock:  # one snapshot (or compaction) at a time
             with self._lock, _interrupts_deferred():
                 self._check_snapshot(index)
@@ -496,6 +504,7 @@ class DurableStorage(Closing):
             raise TypeError(f"snapshot must be a raftwal.Snapshot, not {type(snapshot).__name__}")
         check_db(db)
         md = snapshot.metadata
+        self._refuse_forked()
         with self._snap_lock:
             if hard_state is None:
                 with self._lock:

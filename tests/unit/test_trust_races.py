@@ -342,6 +342,66 @@ def test_a_child_forked_during_a_save_is_refused_without_waiting(tmp_path: Path)
     assert r["last"] > 0 and r["log"] and r["data"], r
 
 
+_FORK_UNDER_STORAGE_LOCK = r"""
+import json, os, sys, threading, time
+import raftwal
+from raftwal import ConfState, Entry, HardState
+
+s = raftwal.open(sys.argv[1])
+s.save(HardState(1, 1, 1), [Entry(term=1, index=1, data=b"p")])
+held, release = threading.Event(), threading.Event()
+def holder():
+    # a parent thread inside the storage (as a save or a snapshot is) at the fork
+    with s._lock:
+        held.set()
+        release.wait()
+t = threading.Thread(target=holder)
+t.start()
+held.wait()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    signal_after = __import__("signal")
+    signal_after.alarm(20)  # a hang fails the test instead of blocking it
+    seen = []
+    for f in (
+        lambda: s.save(HardState(1, 1, 2), [Entry(term=1, index=2, data=b"c")]),
+        lambda: s.save_entries(HardState(1, 1, 2), 1, 2, [b"c"]),
+        lambda: s.save_async(HardState(1, 1, 2), [Entry(term=1, index=2)]).result(5),
+        lambda: s.create_snapshot(1, ConfState(voters=[1]), b"child"),
+    ):
+        try:
+            f()
+            seen.append("ok")
+        except raftwal.Error as exc:
+            seen.append(type(exc).__name__)
+    os.write(w, json.dumps(seen).encode())
+    os._exit(0)
+os.close(w)
+got = b""
+while chunk := os.read(r, 4096):
+    got += chunk
+_, status = os.waitpid(pid, 0)
+release.set()
+t.join()
+s.save(HardState(1, 1, 2), [Entry(term=1, index=2, data=b"p2")])
+s.close()
+print(json.dumps({"status": status, "seen": json.loads(got or b"[]")}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_child_forked_while_a_parent_thread_holds_the_storage_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The fork check comes before the storage's locks: a child forked
+    while another thread of the parent held one is refused at once."""
+    r = _run(_FORK_UNDER_STORAGE_LOCK, str(tmp_path / "node"), timeout=90)
+    assert r["status"] == 0, r
+    assert r["seen"] == ["WALClosedError"] * 4, r
+
+
 # --- locks and the GIL ---------------------------------------------------------
 
 _GETTER_DURING_REPLAY = r"""
