@@ -425,7 +425,7 @@ def open(
         _private_dir(root)
         _private_dir(snap_dir)
         snapshotter = Snapshotter(snap_dir)
-    memory = MemoryStorage()
+    memory = MemoryStorage(MemLog(Entry))  # packed, as a recovered log is
     created: WAL | None = None
     if not wal_exists(wal_dir):
         try:

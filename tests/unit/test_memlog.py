@@ -168,6 +168,7 @@ def test_a_recovered_storage_is_packed(tmp_path: object) -> None:
     disk instead); reads and appends after the restart behave the same."""
     path = str(tmp_path)
     with raftwal.open(path) as s:
+        assert s._mem._serves_copies()  # a new storage packs its log too
         s.save(HardState(1, 1, 3), [Entry(term=1, index=i, data=b"%d" % i) for i in range(1, 4)])
     with raftwal.open(path) as s:
         assert s._mem._serves_copies()
