@@ -38,6 +38,7 @@ from .storage import MemoryStorage
 from .wal import (
     DEFAULT_SEGMENT_SIZE,
     WAL,
+    Recovered,
     SalvageReport,
     salvage,
     valid_snapshot_entries,
@@ -161,8 +162,9 @@ def _recover(
     ``recovery`` allows. Damage the replay does not cut but ``salvage``
     does (a gap in the segments' sequence, an undecodable snapshot record)
     is salvaged in a pass of its own, then the replay runs again."""
-    try:
-        wal, md, hs, entries, rec = WAL.recover(
+
+    def replay() -> tuple[WAL, bytes, HardState, list[Entry] | DiskLog | MemLog, Recovered]:
+        return WAL.recover(
             wal_dir,
             walsnap,
             mode=recovery,
@@ -170,6 +172,9 @@ def _recover(
             indexed=bounded,
             native=not bounded,
         )
+
+    try:
+        wal, md, hs, entries, rec = replay()
     except (CorruptionError, WALNotFoundError) as exc:
         if recovery != "salvage" or report.repaired:
             raise
@@ -179,14 +184,7 @@ def _recover(
         if not report.salvage.changed:
             raise
         report.repaired = True
-        wal, md, hs, entries, rec = WAL.recover(
-            wal_dir,
-            walsnap,
-            mode=recovery,
-            segment_size=segment_size,
-            indexed=bounded,
-            native=not bounded,
-        )
+        wal, md, hs, entries, rec = replay()
     if rec.damage is not None:
         report.repaired = True
         report.damage = rec.damage

@@ -380,6 +380,28 @@ impl EntryFactory {
     }
 }
 
+/// The name of `obj`'s type, for error messages.
+pub(super) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+/// Item `k` of a sequence of entries as a `raftwal.Entry` (its native
+/// base), or the `TypeError` naming what came instead.
+pub(super) fn entry_at<'a, 'py>(
+    item: &'a Bound<'py, PyAny>,
+    k: usize,
+) -> PyResult<&'a Bound<'py, EntryBase>> {
+    item.cast::<EntryBase>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "entries[{k}] must be a raftwal.Entry, not {}",
+            type_name(item)
+        ))
+    })
+}
+
 /// Entries at least this large are measured exactly against etcd's
 /// record limit (the rest of an entry is a few varints).
 const SIZE_CHECK_FROM: usize = 10 * 1024 * 1024 - 4096;
@@ -403,16 +425,7 @@ pub(super) fn copy_entries<'py>(
     let mut prev: Option<u64> = None;
     for (k, item) in entries.try_iter()?.enumerate() {
         let item = item?;
-        let e = item.cast::<EntryBase>().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "entries[{k}] must be a raftwal.Entry, not {}",
-                item.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let b = e.borrow();
+        let b = entry_at(&item, k)?.borrow();
         if let Some(p) = prev {
             if p.checked_add(1) != Some(b.index) {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
@@ -480,10 +493,7 @@ pub(super) fn make_entries<'py>(
             Some(to_bytes(Some(&d)).map_err(|_| {
                 pyo3::exceptions::PyTypeError::new_err(format!(
                     "datas[{k}] must be bytes, not {}",
-                    d.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
+                    type_name(&d)
                 ))
             })?)
             .flatten()

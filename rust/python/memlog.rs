@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySlice};
 
-use super::entry::{EntryBase, EntryFactory};
+use super::entry::{entry_at, EntryBase, EntryFactory};
 use crate::memlog::{MemLog, TooLarge};
 use crate::record::EntryView;
 
@@ -166,16 +166,7 @@ impl PyMemLog {
         let res = (|| -> PyResult<()> {
             for (k, item) in items.try_iter()?.enumerate() {
                 let item = item?;
-                let e = item.cast::<EntryBase>().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "entries[{k}] must be a raftwal.Entry, not {}",
-                        item.get_type()
-                            .name()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default()
-                    ))
-                })?;
-                let b = e.borrow();
+                let b = entry_at(&item, k)?.borrow();
                 let data = b.data.as_ref().map(|d| d.bind(item.py()).as_bytes());
                 self.log
                     .push(EntryView {
