@@ -248,6 +248,18 @@ pub fn current_pid() -> u32 {
     }
 }
 
+/// A new, empty file open for reading and writing, for tests.
+#[cfg(test)]
+pub fn fresh_file(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,13 +296,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("raftwal-fsutil-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("seg");
-        let writer = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
+        let writer = fresh_file(&path);
         let reader = File::open(&path).unwrap();
         assert!(!held_by_another(&reader));
         assert!(lock(&writer, false).unwrap());

@@ -47,6 +47,17 @@ pub struct MemLog {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooLarge(pub u64);
 
+/// A data length as a slot holds it (`ABSENT` for no data field).
+fn slot_len(len: Option<usize>) -> Result<u32, TooLarge> {
+    match len {
+        None => Ok(ABSENT),
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if n != ABSENT => Ok(n),
+            _ => Err(TooLarge(n as u64)),
+        },
+    }
+}
+
 impl MemLog {
     pub fn new() -> Self {
         MemLog::default()
@@ -94,13 +105,7 @@ impl MemLog {
 
     /// Append one entry, copying its data.
     pub fn push(&mut self, e: EntryView<'_>) -> Result<(), TooLarge> {
-        let len = match e.data {
-            None => ABSENT,
-            Some(d) => match u32::try_from(d.len()) {
-                Ok(n) if n != ABSENT => n,
-                _ => return Err(TooLarge(d.len() as u64)),
-            },
-        };
+        let len = slot_len(e.data.map(<[u8]>::len))?;
         let start = self.base + self.bytes.len() as u64;
         if let Some(d) = e.data {
             self.bytes.extend_from_slice(d);
@@ -125,13 +130,7 @@ impl MemLog {
         let from = first.start;
         self.slots.reserve(arena.metas.len());
         for m in &arena.metas {
-            let len = match m.len {
-                None => ABSENT,
-                Some(n) => match u32::try_from(n) {
-                    Ok(n) if n != ABSENT => n,
-                    _ => return Err(TooLarge(n as u64)),
-                },
-            };
+            let len = slot_len(m.len)?;
             self.slots.push(Slot {
                 term: m.term,
                 index: m.index,
@@ -205,18 +204,26 @@ impl MemLog {
         self.slots.capacity() * std::mem::size_of::<Slot>() + self.bytes.capacity()
     }
 
-    /// Give back capacity beyond what is held (after a replay filled it).
-    pub fn shrink(&mut self) {
+    /// After a replay: take the entries it did not hand over, and give
+    /// back the capacity beyond what is held.
+    pub fn finish(&mut self, rest: &EntryArena) -> WalResult<()> {
+        self.extend_arena(rest)?;
         self.slots.shrink_to_fit();
         self.bytes.shrink_to_fit();
+        Ok(())
+    }
+}
+
+impl From<TooLarge> for Error {
+    fn from(e: TooLarge) -> Error {
+        Error::Invalid(format!("an entry's data of {} bytes is too large", e.0))
     }
 }
 
 /// A replay's entries go straight into the log.
 impl EntrySink for MemLog {
     fn take(&mut self, arena: &mut EntryArena) -> WalResult<()> {
-        self.extend_arena(arena)
-            .map_err(|e| Error::Invalid(format!("an entry's data of {} bytes is too large", e.0)))
+        Ok(self.extend_arena(arena)?)
     }
 
     fn truncate(&mut self, n: usize) -> WalResult<()> {

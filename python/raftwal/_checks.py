@@ -33,20 +33,10 @@ def check_db(db: object) -> None:
 def entry_list(entries: object) -> list[Entry]:
     """``entries`` as a list, each a :class:`Entry` whose record etcd can
     read, with consecutive indexes (a ``TypeError``, ``ValueError`` or
-    :class:`EntryTooLargeError` otherwise)."""
-    if isinstance(entries, str | bytes | bytearray | memoryview):
-        raise TypeError(
-            f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
-        )
-    try:
-        iter(entries)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(
-            f"entries must be a sequence of raftwal.Entry, not {type(entries).__name__}"
-        ) from None
-    # the storage keeps its own copies (in one native pass): what the caller
-    # does with its objects afterwards cannot change what is served
-    copies, too_large = _native.copy_entries(entries, Entry)  # type: ignore[arg-type]
+    :class:`EntryTooLargeError` otherwise). The storage keeps these copies,
+    made in one native pass: what the caller does with its objects
+    afterwards cannot change what is served."""
+    copies, too_large = _native.copy_entries(entries, Entry)
     _check_size(too_large)
     return copies
 
@@ -57,7 +47,7 @@ def made_entries(term: object, first_index: object, datas: object) -> list[Entry
     :func:`entry_list` checks a caller's."""
     check_u64("term", term)
     check_u64("first_index", first_index)
-    made, too_large = _native.make_entries(Entry, term, first_index, datas)  # type: ignore[arg-type]
+    made, too_large = _native.make_entries(Entry, term, first_index, datas)
     _check_size(too_large)
     return made
 

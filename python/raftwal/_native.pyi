@@ -54,10 +54,10 @@ def valid_snapshot_entries(
     dirpath: str | PathLike[str],
 ) -> list[tuple[int, int, bytes | None]]: ...
 def copy_entries(
-    entries: Iterable[Any], entry_cls: Callable[..., Any]
+    entries: object, entry_cls: Callable[..., Any]
 ) -> tuple[list[Any], tuple[int, int] | None]: ...
 def make_entries(
-    entry_cls: Callable[..., Any], term: int, first_index: int, datas: Iterable[Any]
+    entry_cls: Callable[..., Any], term: object, first_index: object, datas: object
 ) -> tuple[list[Any], tuple[int, int] | None]: ...
 def recover(
     dirpath: str | PathLike[str],

@@ -205,8 +205,12 @@ class WAL(Closing):
         Returns once they are on stable storage whenever etcd's rule says the
         save must sync: new entries, or a changed term or vote. A commit-only
         HardState is buffered until the next sync, as in etcd."""
+        self._synced(lambda: self._native.save(hard_state, entries, True))
+
+    def _synced(self, save: Callable[[], object]) -> None:
+        """Run a synced ``save``, warning when it took over a second."""
         t0 = time.perf_counter()
-        self._native.save(hard_state, entries, True)
+        save()
         took = time.perf_counter() - t0
         if took > 1.0:
             logger.warning("slow fdatasync: a save took %.3f s (expected under 1 s)", took)
@@ -216,12 +220,17 @@ class WAL(Closing):
         their place in the log before this returns; the future resolves to
         None once an fsync covers them. Pending saves share fsyncs (group
         commit). asyncio: ``await asyncio.wrap_future(fut)``."""
+        return self._queued(lambda: self._native.save(hard_state, entries, False))
+
+    def _queued(self, append: Callable[[], int]) -> Future[None]:
+        """Run ``append`` (an unsynced save, returning its sequence number)
+        and return the future an fsync covering it resolves."""
         self._refuse_forked()
         fut: Future[None] = Future()
         # Running futures cannot be cancelled: a cancelled waiter must not
         # take the save (or the group-commit thread) down with it.
         fut.set_running_or_notify_cancel()
-        self._commit.add(lambda: self._native.save(hard_state, entries, False), fut)
+        self._commit.add(append, fut)
         return fut
 
     def save_entries(
@@ -236,11 +245,7 @@ class WAL(Closing):
         (``None``: no data field), without an :class:`Entry` per entry:
         for an engine that holds its commands as bytes. The records are
         the ones :meth:`save` writes for the same entries."""
-        t0 = time.perf_counter()
-        self._native.save_datas(hard_state, term, first_index, datas, True)
-        took = time.perf_counter() - t0
-        if took > 1.0:
-            logger.warning("slow fdatasync: a save took %.3f s (expected under 1 s)", took)
+        self._synced(lambda: self._native.save_datas(hard_state, term, first_index, datas, True))
 
     def save_entries_async(
         self,
@@ -251,13 +256,9 @@ class WAL(Closing):
     ) -> Future[None]:
         """:meth:`save_entries` as :meth:`save_async` does it: appended
         before this returns, the future resolving once an fsync covers it."""
-        self._refuse_forked()
-        fut: Future[None] = Future()
-        fut.set_running_or_notify_cancel()  # see save_async
-        self._commit.add(
-            lambda: self._native.save_datas(hard_state, term, first_index, datas, False), fut
+        return self._queued(
+            lambda: self._native.save_datas(hard_state, term, first_index, datas, False)
         )
-        return fut
 
     async def asave(self, hard_state: HardState, entries: Sequence[Entry] = ()) -> None:
         """``await`` a :meth:`save_async` without ever blocking the event loop

@@ -12,7 +12,7 @@ use crate::record::{EntryArena, HardState, WalSnap};
 use crate::wal::{EntryRef, EntrySink, ReadResult};
 
 /// A TypeError naming what was wanted and what came, for a save's arguments.
-fn wrong_type(what: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+pub(super) fn wrong_type(what: &str, obj: &Bound<'_, PyAny>) -> PyErr {
     let got = obj
         .get_type()
         .name()
@@ -56,33 +56,45 @@ impl OwnedEntry {
     }
 }
 
-/// Entry data given as a sequence of bytes-like objects (None: no data
-/// field), held without a copy where they are bytes.
-pub(super) fn datas_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<Option<PyBackedBytes>>> {
-    if seq.is_instance_of::<PyBytes>() || seq.is_instance_of::<pyo3::types::PyString>() {
-        return Err(wrong_type(
-            "datas must be a sequence of bytes (one per entry)",
-            seq,
-        ));
+/// Call `f(k, data)` for each item of `datas`, a sequence of entry data
+/// (`None` for an entry with no data field), until it returns false; what
+/// both `save_entries` refuse is refused here: bytes or str in place of
+/// the sequence, something that is not iterable, a str item.
+pub(super) fn for_each_data<'py>(
+    datas: &Bound<'py, PyAny>,
+    mut f: impl FnMut(usize, Option<Bound<'py, PyAny>>) -> PyResult<bool>,
+) -> PyResult<()> {
+    const WANTED: &str = "datas must be a sequence of bytes (one per entry)";
+    if datas.is_instance_of::<PyBytes>() || datas.is_instance_of::<pyo3::types::PyString>() {
+        return Err(wrong_type(WANTED, datas));
     }
-    let items = seq
-        .try_iter()
-        .map_err(|_| wrong_type("datas must be a sequence of bytes (one per entry)", seq))?;
-    let mut out = Vec::with_capacity(seq.len().unwrap_or(0));
+    let items = datas.try_iter().map_err(|_| wrong_type(WANTED, datas))?;
     for (k, item) in items.enumerate() {
         let d = item?;
-        if d.is_none() {
-            out.push(None);
-            continue;
-        }
         if d.is_instance_of::<pyo3::types::PyString>() {
             return Err(wrong_type(&format!("datas[{k}] must be bytes"), &d));
         }
-        match d.extract::<PyBackedBytes>() {
-            Ok(b) => out.push(Some(b)),
-            Err(_) => return Err(wrong_type(&format!("datas[{k}] must be bytes"), &d)),
+        if !f(k, (!d.is_none()).then_some(d))? {
+            break;
         }
     }
+    Ok(())
+}
+
+/// Entry data given as a sequence of bytes or bytearrays (None: no data
+/// field), held without a copy where they are bytes.
+pub(super) fn datas_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<Option<PyBackedBytes>>> {
+    let mut out = Vec::with_capacity(seq.len().unwrap_or(0));
+    for_each_data(seq, |k, d| {
+        out.push(match d {
+            None => None,
+            Some(d) => Some(
+                d.extract::<PyBackedBytes>()
+                    .map_err(|_| wrong_type(&format!("datas[{k}] must be bytes"), &d))?,
+            ),
+        });
+        Ok(true)
+    })?;
     Ok(out)
 }
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
+use super::convert::{for_each_data, wrong_type};
 use crate::record;
 
 /// The fields of a raft log entry (raftpb.Entry), stored natively;
@@ -380,50 +381,65 @@ impl EntryFactory {
     }
 }
 
-/// The name of `obj`'s type, for error messages.
-pub(super) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default()
-}
-
 /// Item `k` of a sequence of entries as a `raftwal.Entry` (its native
 /// base), or the `TypeError` naming what came instead.
 pub(super) fn entry_at<'a, 'py>(
     item: &'a Bound<'py, PyAny>,
     k: usize,
 ) -> PyResult<&'a Bound<'py, EntryBase>> {
-    item.cast::<EntryBase>().map_err(|_| {
-        pyo3::exceptions::PyTypeError::new_err(format!(
-            "entries[{k}] must be a raftwal.Entry, not {}",
-            type_name(item)
-        ))
-    })
+    item.cast::<EntryBase>()
+        .map_err(|_| wrong_type(&format!("entries[{k}] must be a raftwal.Entry"), item))
 }
 
 /// Entries at least this large are measured exactly against etcd's
 /// record limit (the rest of an entry is a few varints).
 const SIZE_CHECK_FROM: usize = 10 * 1024 * 1024 - 4096;
 
+/// (index, encoded size) of an entry too large for a record etcd reads.
+fn too_large(
+    term: u64,
+    index: u64,
+    etype: i32,
+    data: Option<&Bound<'_, PyBytes>>,
+) -> Option<(u64, usize)> {
+    let n = data?.as_bytes().len();
+    if n <= SIZE_CHECK_FROM {
+        return None;
+    }
+    let size = record::entry_len(term, index, etype, Some(n));
+    (!crate::wal::entry_fits(size)).then_some((index, size))
+}
+
 /// Copies made so far and, at an entry too large for etcd, its index and size.
 type Copied<'py> = (Bound<'py, pyo3::types::PyList>, Option<(u64, usize)>);
 
 /// A save's entries checked and copied, for a storage that keeps them:
-/// each a `raftwal.Entry` (else `TypeError`) with consecutive indexes (else
-/// `ValueError`), copied as `entry_cls` objects sharing the (immutable)
-/// data. Returns (copies, None), or (copies so far, (index, encoded size))
-/// at the first entry too large for a record etcd reads.
+/// a sequence (else `TypeError`, for bytes and str too) of `raftwal.Entry`
+/// (else `TypeError`) with consecutive indexes (else `ValueError`), copied
+/// as `entry_cls` objects sharing the (immutable) data. Returns (copies,
+/// None), or (copies so far, (index, encoded size)) at the first entry too
+/// large for a record etcd reads.
 #[pyfunction]
 pub(super) fn copy_entries<'py>(
     py: Python<'py>,
     entries: &Bound<'py, PyAny>,
     entry_cls: &Bound<'py, PyAny>,
 ) -> PyResult<Copied<'py>> {
+    const WANTED: &str = "entries must be a sequence of raftwal.Entry";
+    if entries.is_instance_of::<PyBytes>()
+        || entries.is_instance_of::<pyo3::types::PyString>()
+        || entries.is_instance_of::<pyo3::types::PyByteArray>()
+        || entries.is_instance_of::<pyo3::types::PyMemoryView>()
+    {
+        return Err(wrong_type(WANTED, entries));
+    }
+    let items = entries
+        .try_iter()
+        .map_err(|_| wrong_type(WANTED, entries))?;
     let factory = EntryFactory::new(entry_cls)?;
     let out = pyo3::types::PyList::empty(py);
     let mut prev: Option<u64> = None;
-    for (k, item) in entries.try_iter()?.enumerate() {
+    for (k, item) in items.enumerate() {
         let item = item?;
         let b = entry_at(&item, k)?.borrow();
         if let Some(p) = prev {
@@ -436,14 +452,8 @@ pub(super) fn copy_entries<'py>(
         }
         prev = Some(b.index);
         let data = b.data.as_ref().map(|d| d.bind(py).clone());
-        if let Some(d) = &data {
-            let n = d.as_bytes().len();
-            if n > SIZE_CHECK_FROM {
-                let size = record::entry_len(b.term, b.index, b.etype, Some(n));
-                if !crate::wal::entry_fits(size) {
-                    return Ok((out, Some((b.index, size))));
-                }
-            }
+        if let Some(big) = too_large(b.term, b.index, b.etype, data.as_ref()) {
+            return Ok((out, Some(big)));
         }
         out.append(factory.make(py, b.term, b.index, b.etype, data)?)?;
     }
@@ -451,8 +461,9 @@ pub(super) fn copy_entries<'py>(
 }
 
 /// Normal entries of `term` at `first_index`, `first_index + 1`, ... with
-/// data `datas` (bytes, bytearray or None), built as `entry_cls` objects:
-/// `copy_entries`' result for them, without the caller building objects.
+/// data `datas` (bytes, bytearray, memoryview or None), built as
+/// `entry_cls` objects: `copy_entries`' result for them, without the
+/// caller building objects.
 #[pyfunction]
 pub(super) fn make_entries<'py>(
     py: Python<'py>,
@@ -463,52 +474,24 @@ pub(super) fn make_entries<'py>(
 ) -> PyResult<Copied<'py>> {
     let factory = EntryFactory::new(entry_cls)?;
     let out = pyo3::types::PyList::empty(py);
-    let wrong = || -> PyResult<PyErr> {
-        Ok(pyo3::exceptions::PyTypeError::new_err(format!(
-            "datas must be a sequence of bytes (one per entry), not {}",
-            datas.get_type().name()?
-        )))
-    };
-    if datas.is_instance_of::<PyBytes>() || datas.is_instance_of::<pyo3::types::PyString>() {
-        return Err(wrong()?);
-    }
-    let items = match datas.try_iter() {
-        Ok(it) => it,
-        Err(_) => return Err(wrong()?),
-    };
-    for (k, item) in items.enumerate() {
-        let d = item?;
+    let mut big = None;
+    for_each_data(datas, |k, d| {
         let index = first_index.checked_add(k as u64).ok_or_else(|| {
             pyo3::exceptions::PyValueError::new_err(
                 "first_index + len(datas) - 1 must be below 2**64",
             )
         })?;
-        let data = if d.is_none() {
-            None
-        } else if d.is_instance_of::<pyo3::types::PyString>() {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "datas[{k}] must be bytes, not str"
-            )));
-        } else {
-            Some(to_bytes(Some(&d)).map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!(
-                    "datas[{k}] must be bytes, not {}",
-                    type_name(&d)
-                ))
-            })?)
-            .flatten()
-            .map(|b| b.into_bound(py))
+        let data = match d {
+            None => None,
+            Some(d) => to_bytes(Some(&d))
+                .map_err(|_| wrong_type(&format!("datas[{k}] must be bytes"), &d))?
+                .map(|b| b.into_bound(py)),
         };
-        if let Some(b) = &data {
-            let n = b.as_bytes().len();
-            if n > SIZE_CHECK_FROM {
-                let size = record::entry_len(term, index, 0, Some(n));
-                if !crate::wal::entry_fits(size) {
-                    return Ok((out, Some((index, size))));
-                }
-            }
+        big = too_large(term, index, 0, data.as_ref());
+        if big.is_none() {
+            out.append(factory.make(py, term, index, 0, data)?)?;
         }
-        out.append(factory.make(py, term, index, 0, data)?)?;
-    }
-    Ok((out, None))
+        Ok(big.is_none())
+    })?;
+    Ok((out, big))
 }

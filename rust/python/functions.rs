@@ -13,7 +13,7 @@ use super::wal::{replay_indexed, PyWal};
 use crate::memlog::MemLog;
 use crate::repair as walrepair;
 use crate::wal::replay::Mode;
-use crate::wal::{EntrySink, Wal, DEFAULT_SEGMENT_SIZE};
+use crate::wal::{Wal, DEFAULT_SEGMENT_SIZE};
 
 /// CRC-32C of `data`, continuing from `crc` (0 starts a new checksum).
 #[pyfunction(name = "crc32c")]
@@ -150,9 +150,8 @@ pub(super) fn recover<'py>(
     } else if native {
         let mut log = MemLog::new();
         let res = py.detach(|| {
-            let (w, mut r, report) = Wal::recover(&dirpath, snap, mode, segment_size, &mut log)?;
-            log.take(&mut r.entries)?;
-            log.shrink();
+            let (w, r, report) = Wal::recover(&dirpath, snap, mode, segment_size, &mut log)?;
+            log.finish(&r.entries)?;
             Ok::<_, crate::error::Error>((w, r, report))
         });
         let (w, r, report) = res.map_err(to_py_in(&dirpath))?;

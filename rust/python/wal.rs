@@ -95,9 +95,8 @@ impl PyWal {
             let res = py.detach(|| {
                 self.wal.with_checked_out(|w| {
                     let at = w.start_at();
-                    let mut r = w.read_all_overlapped(&mut log)?;
-                    log.take(&mut r.entries)?;
-                    log.shrink();
+                    let r = w.read_all_overlapped(&mut log)?;
+                    log.finish(&r.entries)?;
                     Ok((r, at))
                 })
             });

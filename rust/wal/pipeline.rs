@@ -456,15 +456,7 @@ mod tests {
     #[test]
     fn direct_zeros_are_what_a_buffered_read_sees() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(dir.path().join("seg"))
-                .unwrap(),
-        );
+        let f = Arc::new(fsutil::fresh_file(&dir.path().join("seg")));
         fsutil::preallocate(&f, 1 << 20).unwrap();
         // bytes in the page cache first, then zeros over part of them
         f.write_all_at(&[7u8; 1 << 20], 0).unwrap();
@@ -489,15 +481,7 @@ mod tests {
     fn zeros_never_land_on_written_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
-        let f = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .unwrap(),
-        );
+        let f = Arc::new(fsutil::fresh_file(&path));
         let size = 24u64 << 20;
         fsutil::preallocate(&f, size).unwrap();
         let z = ZeroAhead::start();

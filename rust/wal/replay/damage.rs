@@ -536,13 +536,7 @@ mod tests {
         let (log, _) = ten_records();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.wal");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
+        let f = crate::fsutil::fresh_file(&path);
         f.write_all_at(&log, 0).unwrap();
         f.set_len(4 << 20).unwrap(); // a hole up to the end
         let input = |f: &File| Input {
