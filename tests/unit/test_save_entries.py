@@ -132,3 +132,40 @@ def test_the_callers_data_is_not_aliased(tmp_path: Path) -> None:
         assert s.entries(1, 2)[0].data == b"before"
     with raftwal.open(tmp_path) as s:
         assert s.entries(1, 2)[0].data == b"before"
+
+
+class _Boom(Exception):
+    pass
+
+
+def _failing_datas() -> object:
+    yield b"one"
+    yield b"two"
+    raise _Boom("the caller's iterable failed")
+
+
+def test_an_iterable_failing_midway_writes_nothing(tmp_path: Path) -> None:
+    """A ``datas`` generator that raises after some items: the error comes
+    through, and neither the WAL nor the storage holds any of its entries."""
+    with raftwal.open(tmp_path / "node") as s:
+        s.save_entries(HardState(1, 1, 1), 1, 1, [b"first"])
+        before = _files(tmp_path / "node" / "wal")
+        with pytest.raises(_Boom):
+            s.save_entries(HardState(1, 1, 1), 1, 2, _failing_datas())  # type: ignore[arg-type]
+        with pytest.raises(_Boom):
+            s.save_entries_async(HardState(1, 1, 1), 1, 2, _failing_datas())  # type: ignore[arg-type]
+        assert _files(tmp_path / "node" / "wal") == before
+        assert s.last_index() == 1
+    with WAL.create(tmp_path / "w", None) as w:
+        w.save_entries(HardState(1, 1, 1), 1, 1, [b"first"])
+        before = _files(tmp_path / "w")
+        with pytest.raises(_Boom):
+            w.save_entries(HardState(1, 1, 1), 1, 2, _failing_datas())  # type: ignore[arg-type]
+        with pytest.raises(_Boom):
+            w.save_entries_async(HardState(1, 1, 1), 1, 2, _failing_datas())  # type: ignore[arg-type]
+        assert _files(tmp_path / "w") == before
+        w.save_entries(HardState(1, 1, 2), 1, 2, [b"second"])
+    with WAL.open_for_read(tmp_path / "w") as r:
+        assert [e.data for e in r.read_all()[2]] == [b"first", b"second"]
+    with raftwal.open(tmp_path / "node") as s:
+        assert [e.data for e in s.entries(1, 2)] == [b"first"] and s.last_index() == 1
