@@ -139,9 +139,12 @@ def main() -> None:
     last = s.last_index()
     report("ready", f"{last} {s.snapshot().metadata.index} {int(s.recovery.repaired)}")
 
-    applied = last  # recovery made everything it read durable
     next_index = last + 1
     commit = s.initial_state()[0].commit
+    # Recovery made everything it read durable, but a save's entries precede
+    # its HardState in the WAL, so a torn tail can keep the entries and lose
+    # the commit that came with them: only what is committed may be applied.
+    applied = min(last, commit)
     tail = s.wal.locked_segments()[-1]
     inflight: collections.deque[tuple[Future[None], int]] = collections.deque()
     max_inflight = rng.choice([1, 4, 16, 64, 256])
