@@ -28,7 +28,7 @@ from typing import Any
 
 from . import _native
 from ._closing import Closing
-from .errors import WALClosedError
+from .errors import Error, WALClosedError
 from .messages import ConfState, Entry, HardState, WalSnapshot
 from .metrics import WALStats, logger, wal_stats
 
@@ -480,18 +480,22 @@ def _chain(started: Future[Future[None]], done: Future[None]) -> None:
 
 
 class _GroupCommit:
-    """The ``save_async`` futures of one WAL waiting for an fsync, and the
-    thread that runs the fsyncs and settles them (one fsync covers every
-    save pending when it starts). It holds the native WAL, never the
+    """The ``save_async`` futures of one WAL waiting for an fsync, and two
+    threads: the syncer runs fsyncs back to back in native code, without
+    the GIL, while an unsynced save is not durable yet (one fsync covers
+    every save made before it starts); the settler resolves the futures an
+    fsync covered. So the next fsync never waits for the futures of the
+    last to resolve, nor for the GIL. It holds the native WAL, never the
     :class:`WAL`, so a WAL its owner forgot to close can be collected."""
 
-    __slots__ = ("_closing", "_cv", "_native", "_pending", "_thread")
+    __slots__ = ("_closing", "_cv", "_native", "_pending", "_syncer", "_thread")
 
     def __init__(self, native: _native.Wal) -> None:
         self._native = native
         self._cv = threading.Condition()
         self._pending: list[tuple[int, Future[None]]] = []
         self._thread: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
         self._closing = False
 
     def add(self, append: Callable[[], int], fut: Future[None]) -> None:
@@ -503,11 +507,21 @@ class _GroupCommit:
             seq = append()
             self._pending.append((seq, fut))
             if self._thread is None:
+                self._syncer = threading.Thread(
+                    target=self._sync_loop, name="raftwal-syncer", daemon=True
+                )
+                self._syncer.start()
                 self._thread = threading.Thread(
                     target=self._run, name="raftwal-group-commit", daemon=True
                 )
                 self._thread.start()
             self._cv.notify()
+
+    def _sync_loop(self) -> None:
+        # A failed fsync poisons the WAL: the settler's sync_to raises its
+        # error into every future it covered, WALPoisonedError into later ones.
+        with contextlib.suppress(Error, OSError):
+            self._native.sync_loop()
 
     def _run(self) -> None:
         while True:
@@ -539,10 +553,14 @@ class _GroupCommit:
         (without waiting for it when called from it)."""
         with self._cv:
             self._closing = True
-            thread = self._thread
+            thread, syncer = self._thread, self._syncer
             self._cv.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+        # the settler syncs what is still pending itself
+        self._native.stop_sync_loop()
+        if syncer is not None:
+            syncer.join()
 
 
 class OffLoop:

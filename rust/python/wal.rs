@@ -190,6 +190,18 @@ impl PyWal {
         py.detach(|| self.wal.sync_to(seq)).map_err(to_py)
     }
 
+    /// The background syncer, run by a thread of its own: fsyncs back to
+    /// back while an unsynced save waits, without the GIL, until
+    /// `stop_sync_loop` or close. Raises what poisoned the WAL.
+    fn sync_loop(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.wal.sync_loop()).map_err(to_py)
+    }
+
+    /// Make `sync_loop` return.
+    fn stop_sync_loop(&self) {
+        self.wal.stop_sync_loop();
+    }
+
     /// Flush and fdatasync the tail now.
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.wal.sync()).map_err(to_py)

@@ -140,6 +140,52 @@ struct Slot {
     /// Threads waiting on the condition variable (a signal with none
     /// waiting would still be a system call).
     waiters: usize,
+    /// The newest save that an unsynced caller waits to see durable: the
+    /// background syncer (`sync_loop`) fsyncs until it is covered.
+    wanted: u64,
+    /// The syncer waits on `SharedWal::work` (signal it only then).
+    syncer_idle: bool,
+    /// `stop_sync_loop` was called: the syncer returns.
+    syncer_stop: bool,
+    /// The sync whose I/O error poisoned the WAL: every caller waiting for
+    /// a save it covered gets that error, whichever thread ran it.
+    failed: Option<FailedSync>,
+}
+
+/// A flush or fdatasync that failed, and the saves it was to cover.
+struct FailedSync {
+    upto: u64,
+    context: String,
+    kind: io::ErrorKind,
+    errno: Option<i32>,
+    detail: String,
+}
+
+impl FailedSync {
+    fn of(upto: u64, e: &Error) -> Option<FailedSync> {
+        match e {
+            Error::Io { context, source } => Some(FailedSync {
+                upto,
+                context: context.clone(),
+                kind: source.kind(),
+                errno: source.raw_os_error(),
+                detail: source.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The error again, for another caller whose save it covered.
+    fn error(&self) -> Error {
+        let source = match self.errno {
+            Some(n) => io::Error::from_raw_os_error(n),
+            None => io::Error::new(self.kind, self.detail.clone()),
+        };
+        Error::Io {
+            context: self.context.clone(),
+            source,
+        }
+    }
 }
 
 /// Wait on `cond` with `g`, counted in `waiters`.
@@ -159,6 +205,8 @@ pub struct SharedWal {
     slot: Mutex<Slot>,
     /// Signalled when a sync ends and when a replay hands the core back.
     cond: Condvar,
+    /// Signalled for an idle syncer: a save wants a sync, or it must stop.
+    work: Condvar,
     shown: Shown,
     stats: Arc<WalStats>,
     dir: PathBuf,
@@ -185,6 +233,26 @@ impl Guard<'_> {
                 self.shown.publish(w);
             }
             let mut g = wait_slot(cond, g);
+            while g.wal.is_none() {
+                g = wait_slot(cond, g);
+            }
+            self.g = Some(g);
+        }
+        self
+    }
+}
+
+impl Guard<'_> {
+    /// The syncer's wait for work on `work` (flagged `syncer_idle`, so
+    /// that only a save that finds it idle signals it).
+    fn idle(mut self, work: &Condvar, cond: &Condvar) -> Self {
+        if let Some(mut g) = self.g.take() {
+            if let Some(w) = g.wal.as_ref() {
+                self.shown.publish(w);
+            }
+            g.syncer_idle = true;
+            let mut g = work.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.syncer_idle = false;
             while g.wal.is_none() {
                 g = wait_slot(cond, g);
             }
@@ -256,8 +324,13 @@ impl SharedWal {
                 wal: Some(w),
                 syncing: false,
                 waiters: 0,
+                wanted: 0,
+                syncer_idle: false,
+                syncer_stop: false,
+                failed: None,
             }),
             cond: Condvar::new(),
+            work: Condvar::new(),
         }
     }
 
@@ -303,17 +376,65 @@ impl SharedWal {
     /// etcd's `Save`; with `sync`, returns once the save is durable
     /// whenever raft's MustSync rule says so, sharing the fsync with
     /// other callers. Returns the save's sequence number, for `sync_to`.
+    ///
+    /// Without `sync` the caller will wait for `sync_to(seq)` later: a
+    /// running syncer (`sync_loop`) starts that fsync as soon as it can.
     pub fn save(&self, hs: &HardState, entries: &[EntryRef<'_>], sync: bool) -> Result<u64> {
         self.check_owner()?;
-        let (seq, must_sync) = {
+        let (seq, must_sync, wake) = {
             let mut w = self.lock();
             let must = w.save(hs, entries, false)?;
-            (w.seq, must)
+            let seq = w.seq;
+            let slot = w.slot();
+            let wake = !sync && slot.syncer_idle;
+            if !sync {
+                slot.wanted = seq;
+            }
+            (seq, must, wake)
         };
+        if wake {
+            self.work.notify_one();
+        }
         if must_sync && sync {
             self.sync_to(seq)?;
         }
         Ok(seq)
+    }
+
+    /// The background syncer: fsync back to back while an unsynced save
+    /// (`save` without `sync`) is not durable yet, so that the next fsync
+    /// starts as soon as one ends, whoever then settles the waiters.
+    /// Returns once `stop_sync_loop` is called or the WAL is closed; an
+    /// fsync that fails poisons the WAL and ends the loop with that error.
+    pub fn sync_loop(&self) -> Result<()> {
+        loop {
+            self.check_owner()?;
+            let target = {
+                let mut g = self.lock();
+                loop {
+                    if g.slot().syncer_stop || g.is_closed() {
+                        return Ok(());
+                    }
+                    if let Some(m) = &g.poisoned {
+                        return Err(Error::Poisoned(m.clone()));
+                    }
+                    let wanted = g.slot().wanted;
+                    if wanted > g.durable_seq {
+                        break wanted;
+                    }
+                    g = g.idle(&self.work, &self.cond);
+                }
+            };
+            self.sync_to(target)?;
+        }
+    }
+
+    /// Make `sync_loop` return (at once if it is idle, else after its fsync).
+    pub fn stop_sync_loop(&self) {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        g.syncer_stop = true;
+        drop(g);
+        self.work.notify_all();
     }
 
     /// Flush and fdatasync the tail now (a new fsync even if every save
@@ -330,7 +451,9 @@ impl SharedWal {
 
     /// Block until every save up to `seq` is durable. One caller at a
     /// time runs the fsync, with the lock released; the others wait and
-    /// find their saves covered, or the WAL poisoned.
+    /// find their saves covered, or the WAL poisoned: a caller whose save
+    /// the failed sync covered gets its I/O error, a later one
+    /// `Error::Poisoned`.
     pub fn sync_to(&self, seq: u64) -> Result<()> {
         self.check_owner()?;
         let mut g = self.lock();
@@ -338,8 +461,11 @@ impl SharedWal {
             if g.durable_seq >= seq {
                 return Ok(());
             }
-            if let Some(m) = &g.poisoned {
-                return Err(Error::Poisoned(m.clone()));
+            if let Some(m) = g.poisoned.clone() {
+                return Err(match &g.slot().failed {
+                    Some(f) if seq <= f.upto => f.error(),
+                    _ => Error::Poisoned(m),
+                });
             }
             if g.is_closed() {
                 return Err(Error::Closed("the WAL is closed"));
@@ -350,6 +476,7 @@ impl SharedWal {
             g = g.wait(&self.cond);
         }
         g.slot().syncing = true;
+        let upto = g.seq;
         let point = g.begin_sync();
         drop(g);
         let synced = point.map(|p| {
@@ -368,6 +495,11 @@ impl SharedWal {
                 Err(e)
             }
         };
+        if let Err(e) = &out {
+            if g.slot().failed.is_none() {
+                g.slot().failed = FailedSync::of(upto, e);
+            }
+        }
         let wake = g.slot().waiters > 0;
         drop(g);
         if wake {
@@ -391,6 +523,7 @@ impl SharedWal {
         }
         let r = self.lock().close();
         self.cond.notify_all();
+        self.work.notify_all();
         r
     }
 
@@ -522,21 +655,19 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        // Whoever ran it, every caller whose save the failed fsync covered
+        // gets its EIO; one whose save came after it, that the WAL is
+        // poisoned.
         for r in &results {
-            assert!(
-                matches!(r, Err(Error::Io { .. }) | Err(Error::Poisoned(_))),
-                "{:?}",
-                r.as_ref().err()
-            );
+            match r {
+                Err(Error::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(libc::EIO))
+                }
+                Err(Error::Poisoned(_)) => {}
+                other => panic!("{:?}", other.as_ref().err()),
+            }
         }
-        assert_eq!(
-            results
-                .iter()
-                .filter(|r| matches!(r, Err(Error::Io { .. })))
-                .count(),
-            1,
-            "one fsync failed; everyone else was told the WAL is poisoned"
-        );
+        assert!(results.iter().any(|r| matches!(r, Err(Error::Io { .. }))));
         assert_eq!(shared.durable_index(), 1);
         // Every later call is refused, even with fsyncs working again.
         shared.lock().failing_syncs = false;
@@ -546,12 +677,91 @@ mod tests {
         ));
         assert!(matches!(shared.sync(), Err(Error::Poisoned(_))));
         assert!(matches!(shared.sync_to(1), Ok(())));
-        assert!(matches!(shared.sync_to(seq + 1), Err(Error::Poisoned(_))));
+        // a save the failed fsync covered: its error, however late the call
+        assert!(matches!(
+            shared.sync_to(seq + 1),
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EIO)
+        ));
+        let after = shared.lock().seq + 1;
+        assert!(matches!(shared.sync_to(after), Err(Error::Poisoned(_))));
         assert!(matches!(
             shared.lock().save_snapshot(&WalSnap::default()),
             Err(Error::Poisoned(_))
         ));
         assert_eq!(shared.durable_index(), 1);
+        let _ = shared.close();
+    }
+
+    /// Wait (bounded) until `shared` shows `index` durable.
+    fn until_durable(shared: &SharedWal, index: u64) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while shared.durable_index() < index {
+            assert!(
+                Instant::now() < deadline,
+                "the syncer never covered {index}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_syncer_makes_unsynced_saves_durable_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let shared = SharedWal::new(Wal::create(&d, None, 64 << 10).unwrap());
+        let order = Mutex::new(());
+        std::thread::scope(|s| {
+            let syncer = s.spawn(|| shared.sync_loop());
+            // Nobody calls sync_to: the syncer alone covers every save,
+            // whether it was idle or mid-fsync when the save came.
+            for k in 1..=200u64 {
+                let (index, _) = append(&shared, &order, &[7; 300], false).unwrap();
+                assert_eq!(index, k);
+                if k % 50 == 0 {
+                    until_durable(&shared, k);
+                }
+            }
+            until_durable(&shared, 200);
+            let fsyncs = WalStats::get(&shared.stats().fsyncs);
+            assert!((1..=200).contains(&fsyncs), "{fsyncs} fsyncs");
+            // Idle, it does no fsync; stopped, it returns.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert_eq!(WalStats::get(&shared.stats().fsyncs), fsyncs);
+            shared.stop_sync_loop();
+            assert!(syncer.join().unwrap().is_ok());
+        });
+        // Synchronous saves never wake it: they sync themselves.
+        let (_, seq) = append(&shared, &order, b"x", true).unwrap();
+        assert_eq!(shared.lock().durable_seq, seq);
+        shared.close().unwrap();
+    }
+
+    #[test]
+    fn the_syncer_ends_at_close_and_with_the_error_of_a_failed_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = SharedWal::new(Wal::create(&dir.path().join("a"), None, 1 << 20).unwrap());
+        std::thread::scope(|s| {
+            let syncer = s.spawn(|| shared.sync_loop());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            shared.close().unwrap();
+            assert!(syncer.join().unwrap().is_ok());
+        });
+        let shared = SharedWal::new(Wal::create(&dir.path().join("b"), None, 1 << 20).unwrap());
+        let order = Mutex::new(());
+        shared.lock().failing_syncs = true;
+        std::thread::scope(|s| {
+            let syncer = s.spawn(|| shared.sync_loop());
+            let (_, seq) = append(&shared, &order, b"lost", false).unwrap();
+            let ended = syncer.join().unwrap();
+            assert!(matches!(ended, Err(Error::Io { .. })), "{:?}", ended.err());
+            // the caller of the save learns its fsync's error
+            assert!(matches!(
+                shared.sync_to(seq),
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EIO)
+            ));
+            assert!(matches!(shared.sync(), Err(Error::Poisoned(_))));
+        });
+        assert_eq!(shared.durable_index(), 0);
         let _ = shared.close();
     }
 }

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -552,6 +553,46 @@ def test_save_async_group_commit(tmp_path: Path) -> None:
     _, hs, got = read(d)
     assert [e.index for e in got] == list(range(1, 2001))
     assert hs == HardState(1, 1, 1999)
+
+
+def test_a_blocked_done_callback_does_not_stall_later_fsyncs(tmp_path: Path) -> None:
+    """Futures resolve on one thread and fsyncs run on another: while a
+    caller's done-callback holds up the resolving thread, later saves still
+    become durable (durable_index moves), and their futures resolve once
+    it returns."""
+    main = threading.current_thread()
+    gate = threading.Event()
+    held = threading.Event()
+
+    def block(_: Future[None]) -> None:
+        if threading.current_thread() is not main:
+            held.set()
+            gate.wait(30)
+
+    with WAL.create(tmp_path / "wal") as w:
+        i = 0
+        # The callback must be attached before its save resolves (fsyncs
+        # take far longer than that, but the test does not count on it).
+        for _ in range(50):
+            i += 1
+            w.save_async(HardState(1, 1, 0), [Entry(term=1, index=i)]).add_done_callback(block)
+            if held.wait(2):
+                break
+        assert held.is_set(), "no save was still pending when its callback was attached"
+        later = [
+            w.save_async(HardState(1, 1, 0), [Entry(term=1, index=j)]) for j in range(i + 1, i + 11)
+        ]
+        last = i + 10
+        deadline = time.monotonic() + 30
+        while w.durable_index < last and time.monotonic() < deadline:
+            time.sleep(0.001)
+        try:
+            assert w.durable_index == last, "fsyncs waited for a done-callback"
+            assert not any(f.done() for f in later)
+        finally:
+            gate.set()
+        for f in later:
+            f.result(timeout=30)
 
 
 def test_saves_from_many_threads_land_in_call_order(tmp_path: Path) -> None:
