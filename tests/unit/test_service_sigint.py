@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,43 @@ def test_sigint_during_saves_and_snapshots_keeps_memory_and_disk_together(
     assert rep["refused"] == 0, r.stderr[-2000:]
     assert rep["same_after_reopen"] and rep["data_ok"], rep
     assert rep["last"] > 10
+
+
+def test_a_save_puts_back_the_sigint_handler_it_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The save swaps SIGINT's handler for its own while it runs: after it,
+    a handler the application installed (a function, SIG_IGN or SIG_DFL) is
+    the one in place again, and a SIGINT caught meanwhile reaches it."""
+    import signal
+
+    import raftwal
+    from raftwal import Entry, HardState
+    from raftwal.disk import DiskStorage
+
+    seen: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with raftwal.open(tmp_path / "data") as s:
+            for i, handler in enumerate([mine, signal.SIG_IGN, signal.SIG_DFL, mine], start=1):
+                signal.signal(signal.SIGINT, handler)
+                s.save(HardState(term=1, vote=1, commit=i), [Entry(term=1, index=i)])
+                assert signal.getsignal(signal.SIGINT) == handler
+            # a SIGINT that arrives during a save is delivered to it after
+            real = DiskStorage.save
+
+            def interrupted(self: DiskStorage, *args: Any) -> None:
+                signal.raise_signal(signal.SIGINT)
+                assert seen == []  # held back until the save is complete
+                real(self, *args)
+
+            monkeypatch.setattr(DiskStorage, "save", interrupted)
+            s.save(HardState(term=1, vote=1, commit=5), [Entry(term=1, index=5)])
+            assert seen == [signal.SIGINT]
+            assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, before)
