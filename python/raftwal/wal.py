@@ -62,13 +62,13 @@ class WAL(Closing):
         self._writable = writable
         self._commit = _GroupCommit(native)
         self._off_loop = OffLoop()
-        self._pid = os.getpid()
+        self._pid = _native.current_pid()
 
     def __del__(self) -> None:
         # A WAL dropped without close() releases its locks, threads and
         # files when collected, and says so, as an unclosed file does.
         native = getattr(self, "_native", None)
-        if native is None or native.closed or os.getpid() != self._pid:
+        if native is None or native.closed or _native.current_pid() != self._pid:
             return
         # at interpreter exit the repr's imports may be gone: close anyway
         with contextlib.suppress(Exception):
@@ -273,7 +273,7 @@ class WAL(Closing):
         """A child forked from the process that opened the WAL shares its
         files and locks: it must not write (nor wait for a lock a thread of
         the parent may have held at the fork)."""
-        if os.getpid() != self._pid:
+        if _native.current_pid() != self._pid:
             raise WALClosedError(
                 "wal: the WAL belongs to the process that opened it; "
                 "a forked child cannot write to it"
@@ -329,7 +329,7 @@ class WAL(Closing):
         harmless. In a child forked from the process that opened the WAL,
         only the child's handles are let go (no I/O) and
         :class:`WALClosedError` is raised."""
-        if os.getpid() != self._pid:
+        if _native.current_pid() != self._pid:
             self._native.close()  # raises: not this process's WAL
             return
         self._off_loop.close()
@@ -576,13 +576,13 @@ class OffLoop:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
-        self._pid = os.getpid()
+        self._pid = _native.current_pid()
 
     def submit(self, start: Callable[[], Future[None]]) -> Future[None]:
         """Call ``start`` (a ``save_async``) on the worker; the returned
         future settles as the future ``start`` returns does (or with what
         ``start`` raised)."""
-        if os.getpid() != self._pid:
+        if _native.current_pid() != self._pid:
             # A forked child: the worker is the parent's, and the WAL too.
             raise WALClosedError(
                 "wal: the WAL belongs to the process that opened it; "

@@ -39,6 +39,13 @@ pub(super) fn metadata_fits(size: usize) -> bool {
     crate::wal::metadata_fits(size)
 }
 
+/// This process's id, without a system call: cached, and asked again in a
+/// child of `fork()` (a `pthread_atfork` handler forgets it there).
+#[pyfunction]
+pub(super) fn current_pid() -> u32 {
+    crate::fsutil::current_pid()
+}
+
 /// Whether `dirpath` holds at least one WAL segment.
 #[pyfunction]
 pub(super) fn wal_exists(dirpath: PathBuf) -> bool {

@@ -59,6 +59,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logruns::replay_runs, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_py, m)?)?;
     m.add_function(wrap_pyfunction!(wal_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(current_pid, m)?)?;
     m.add_function(wrap_pyfunction!(entry_fits, m)?)?;
     m.add_function(wrap_pyfunction!(entry::copy_entries, m)?)?;
     m.add_function(wrap_pyfunction!(entry::make_entries, m)?)?;
