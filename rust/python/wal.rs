@@ -34,6 +34,26 @@ impl PyWal {
             wal: SharedWal::new(w),
         }
     }
+
+    /// Run a save. An unsynced one (save_async) that finds the WAL's lock
+    /// free and needs no cut runs with the GIL held: it only encodes into
+    /// the write buffer, and handing the GIL over and back would cost more
+    /// than that (the thread resolving futures takes it meanwhile). Any
+    /// other save releases the GIL first.
+    fn saved(
+        &self,
+        py: Python<'_>,
+        hs: &HardState,
+        refs: &[EntryRef<'_>],
+        sync: bool,
+    ) -> PyResult<u64> {
+        if !sync {
+            if let Some(r) = self.wal.try_save_unsynced(hs, refs) {
+                return r.map_err(to_py);
+            }
+        }
+        py.detach(|| self.wal.save(hs, refs, sync)).map_err(to_py)
+    }
 }
 
 #[pymethods]
@@ -141,11 +161,8 @@ impl PyWal {
         self.wal.check_owner().map_err(to_py)?;
         let hs = extract_hard_state(hard_state)?;
         let owned = entries_of(entries)?;
-        py.detach(|| {
-            let refs: Vec<EntryRef<'_>> = owned.iter().map(OwnedEntry::as_entry).collect();
-            self.wal.save(&hs, &refs, sync)
-        })
-        .map_err(to_py)
+        let refs: Vec<EntryRef<'_>> = owned.iter().map(OwnedEntry::as_entry).collect();
+        self.saved(py, &hs, &refs, sync)
     }
 
     /// `save` of the entries `first_index`, `first_index + 1`, ... of term
@@ -169,20 +186,17 @@ impl PyWal {
                 "first_index + len(datas) - 1 must be below 2**64",
             ));
         }
-        py.detach(|| {
-            let refs: Vec<EntryRef<'_>> = owned
-                .iter()
-                .enumerate()
-                .map(|(k, d)| EntryRef {
-                    term,
-                    index: first_index + k as u64,
-                    etype: 0,
-                    data: d.as_deref(),
-                })
-                .collect();
-            self.wal.save(&hs, &refs, sync)
-        })
-        .map_err(to_py)
+        let refs: Vec<EntryRef<'_>> = owned
+            .iter()
+            .enumerate()
+            .map(|(k, d)| EntryRef {
+                term,
+                index: first_index + k as u64,
+                etype: 0,
+                data: d.as_deref(),
+            })
+            .collect();
+        self.saved(py, &hs, &refs, sync)
     }
 
     /// Block until every save up to `seq` is durable, sharing fsyncs.

@@ -381,22 +381,75 @@ impl SharedWal {
     /// running syncer (`sync_loop`) starts that fsync as soon as it can.
     pub fn save(&self, hs: &HardState, entries: &[EntryRef<'_>], sync: bool) -> Result<u64> {
         self.check_owner()?;
-        let (seq, must_sync, wake) = {
-            let mut w = self.lock();
+        let g = self.lock();
+        if !sync {
+            return self.save_unsynced(g, hs, entries);
+        }
+        let (seq, must_sync) = {
+            let mut w = g;
             let must = w.save(hs, entries, false)?;
-            let seq = w.seq;
-            let slot = w.slot();
-            let wake = !sync && slot.syncer_idle;
-            if !sync {
-                slot.wanted = seq;
-            }
-            (seq, must, wake)
+            (w.seq, must)
         };
+        if must_sync {
+            self.sync_to(seq)?;
+        }
+        Ok(seq)
+    }
+
+    /// `save` without `sync`, for a caller holding another lock (the GIL)
+    /// that it would rather not hand over for a save this short: run only
+    /// if this WAL's lock is free at once and the save cannot cut a segment
+    /// (a cut syncs, renames and waits for the next file), else `None`.
+    /// Without a cut, an unsynced save only encodes into the write buffer,
+    /// handing it to the OS when it is full.
+    pub fn try_save_unsynced(
+        &self,
+        hs: &HardState,
+        entries: &[EntryRef<'_>],
+    ) -> Option<Result<u64>> {
+        if let Err(e) = self.check_owner() {
+            return Some(Err(e));
+        }
+        let g = match self.slot.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        g.wal.as_ref()?;
+        let g = Guard {
+            g: Some(g),
+            shown: &self.shown,
+        };
+        // Each record is its data plus at most 64 bytes of framing, header
+        // and padding; the HardState's record is under 64 bytes too.
+        let most: u64 = entries
+            .iter()
+            .map(|e| e.data.map_or(0, <[u8]>::len) as u64 + 64)
+            .sum::<u64>()
+            + 64;
+        match g.tail_end() {
+            Some(end) if end.saturating_add(most) < g.segment_size() => {
+                Some(self.save_unsynced(g, hs, entries))
+            }
+            _ => None,
+        }
+    }
+
+    /// The unsynced save under `g`: marks it wanted by the syncer.
+    fn save_unsynced(
+        &self,
+        mut g: Guard<'_>,
+        hs: &HardState,
+        entries: &[EntryRef<'_>],
+    ) -> Result<u64> {
+        g.save(hs, entries, false)?;
+        let seq = g.seq;
+        let slot = g.slot();
+        slot.wanted = seq;
+        let wake = slot.syncer_idle;
+        drop(g);
         if wake {
             self.work.notify_one();
-        }
-        if must_sync && sync {
-            self.sync_to(seq)?;
         }
         Ok(seq)
     }
@@ -690,6 +743,73 @@ mod tests {
         ));
         assert_eq!(shared.durable_index(), 1);
         let _ = shared.close();
+    }
+
+    #[test]
+    fn an_unsynced_save_under_another_lock_runs_only_if_free_and_without_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("wal");
+        let shared = SharedWal::new(Wal::create(&d, None, 16 << 10).unwrap());
+        let data = [5u8; 1000];
+        let entry = |index| EntryRef {
+            term: 1,
+            index,
+            etype: 0,
+            data: Some(&data[..]),
+        };
+        // free, far from the end of the segment: saved
+        let seq = shared
+            .try_save_unsynced(&hs(1, 0), &[entry(1)])
+            .expect("runs")
+            .unwrap();
+        assert_eq!(shared.lock().seq, seq);
+        // the lock is held elsewhere: not run, nothing written
+        {
+            let _held = shared.lock();
+            let other = std::thread::scope(|s| {
+                s.spawn(|| shared.try_save_unsynced(&hs(1, 0), &[entry(2)]).is_none())
+                    .join()
+                    .unwrap()
+            });
+            assert!(other);
+        }
+        assert_eq!(shared.last_index(), 1);
+        // Once a save could reach the end of the segment it is left to
+        // `save` (which cuts once the bytes reach the OS); after the cut it
+        // runs again.
+        let mut index = 2;
+        let mut refused = 0;
+        while WalStats::get(&shared.stats().cuts) == 0 {
+            assert!(index < 200, "no cut");
+            let batch: Vec<EntryRef<'_>> = (index..index + 3).map(entry).collect();
+            match shared.try_save_unsynced(&hs(1, 0), &batch) {
+                Some(r) => {
+                    assert_eq!(refused, 0, "ran after a refusal, before the cut");
+                    r.unwrap();
+                }
+                None => {
+                    refused += 1;
+                    let end = shared.lock().tail_end().unwrap();
+                    assert!(end + 3 * (1000 + 64) + 64 >= 16 << 10, "{end}");
+                    let seq = shared.save(&hs(1, 0), &batch, false).unwrap();
+                    shared.sync_to(seq).unwrap();
+                }
+            }
+            index += 3;
+        }
+        assert!(refused > 0);
+        assert!(shared
+            .try_save_unsynced(&hs(1, 0), &[entry(index)])
+            .expect("runs in the new segment")
+            .is_ok());
+        shared.sync().unwrap();
+        let last = shared.last_index();
+        assert_eq!(shared.durable_index(), last);
+        shared.close().unwrap();
+        let mut w = Wal::open(&d, WalSnap::default(), false, 16 << 10).unwrap();
+        let r = w.read_all().unwrap();
+        let indexes: Vec<u64> = r.entries.metas.iter().map(|m| m.index).collect();
+        assert_eq!(indexes, (1..=last).collect::<Vec<_>>());
     }
 
     /// Wait (bounded) until `shared` shows `index` durable.

@@ -49,7 +49,7 @@ impl<W: Write> PageWriter<W> {
         }
     }
 
-    #[cfg(test)]
+    /// Bytes held, not yet handed to the OS.
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
@@ -167,6 +167,11 @@ impl Encoder {
     /// `Seek(0, io.SeekCurrent)` reports it.
     pub fn os_offset(&self) -> u64 {
         self.base + self.pw.flushed()
+    }
+
+    /// File offset the next record starts at (buffered bytes included).
+    pub fn end_offset(&self) -> u64 {
+        self.os_offset() + self.pw.buffered() as u64
     }
 
     pub fn file(&self) -> &Arc<File> {

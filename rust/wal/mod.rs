@@ -231,6 +231,12 @@ impl Wal {
         &self.dir
     }
 
+    /// Where the tail's next record will start (bytes handed to the OS
+    /// and bytes still buffered); `None` without a tail.
+    pub(super) fn tail_end(&self) -> Option<u64> {
+        self.enc.as_ref().map(Encoder::end_offset)
+    }
+
     pub fn segment_size(&self) -> u64 {
         self.segment_size
     }
