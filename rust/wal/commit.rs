@@ -398,10 +398,9 @@ impl SharedWal {
 
     /// `save` without `sync`, for a caller holding another lock (the GIL)
     /// that it would rather not hand over for a save this short: run only
-    /// if this WAL's lock is free at once and the save cannot cut a segment
-    /// (a cut syncs, renames and waits for the next file), else `None`.
-    /// Without a cut, an unsynced save only encodes into the write buffer,
-    /// handing it to the OS when it is full.
+    /// if this WAL's lock is free at once and the save's records stay in
+    /// the write buffer (no system call, no wait for the zero-ahead thread,
+    /// no cut: pure encoding), else `None`.
     pub fn try_save_unsynced(
         &self,
         hs: &HardState,
@@ -427,12 +426,10 @@ impl SharedWal {
             .map(|e| e.data.map_or(0, <[u8]>::len) as u64 + 64)
             .sum::<u64>()
             + 64;
-        match g.tail_end() {
-            Some(end) if end.saturating_add(most) < g.segment_size() => {
-                Some(self.save_unsynced(g, hs, entries))
-            }
-            _ => None,
+        if !g.buffers(most) {
+            return None;
         }
+        Some(self.save_unsynced(g, hs, entries))
     }
 
     /// The unsynced save under `g`: marks it wanted by the syncer.
@@ -746,7 +743,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unsynced_save_under_another_lock_runs_only_if_free_and_without_a_cut() {
+    fn an_unsynced_save_under_another_lock_runs_only_if_free_and_buffered() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("wal");
         let shared = SharedWal::new(Wal::create(&d, None, 16 << 10).unwrap());
@@ -774,9 +771,20 @@ mod tests {
             assert!(other);
         }
         assert_eq!(shared.last_index(), 1);
-        // Once a save could reach the end of the segment it is left to
-        // `save` (which cuts once the bytes reach the OS); after the cut it
-        // runs again.
+        // records that would not all stay in the write buffer: left to `save`
+        let big = vec![1u8; 130 << 10];
+        let large = EntryRef {
+            term: 1,
+            index: 2,
+            etype: 0,
+            data: Some(&big[..]),
+        };
+        assert!(shared.try_save_unsynced(&hs(1, 0), &[large]).is_none());
+        assert_eq!(shared.last_index(), 1);
+        // The segment (16 KiB) is smaller than the write buffer, so only
+        // the end of the segment refuses from here: once the bytes handed to
+        // the OS reach it, every save is left to `save`, which cuts; in the
+        // new segment it runs again.
         let mut index = 2;
         let mut refused = 0;
         while WalStats::get(&shared.stats().cuts) == 0 {
@@ -789,8 +797,15 @@ mod tests {
                 }
                 None => {
                     refused += 1;
-                    let end = shared.lock().tail_end().unwrap();
-                    assert!(end + 3 * (1000 + 64) + 64 >= 16 << 10, "{end}");
+                    let (room, off) = {
+                        let g = shared.lock();
+                        let e = g.enc.as_ref().unwrap();
+                        (e.room(), e.os_offset())
+                    };
+                    assert!(
+                        room < 3 * (1000 + 64) + 64 || off >= 16 << 10,
+                        "{room} {off}"
+                    );
                     let seq = shared.save(&hs(1, 0), &batch, false).unwrap();
                     shared.sync_to(seq).unwrap();
                 }

@@ -49,7 +49,13 @@ impl<W: Write> PageWriter<W> {
         }
     }
 
+    /// Bytes a write may add without a flush (under the watermark).
+    pub fn room(&self) -> usize {
+        WATERMARK.saturating_sub(self.buf.len())
+    }
+
     /// Bytes held, not yet handed to the OS.
+    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
@@ -169,9 +175,9 @@ impl Encoder {
         self.base + self.pw.flushed()
     }
 
-    /// File offset the next record starts at (buffered bytes included).
-    pub fn end_offset(&self) -> u64 {
-        self.os_offset() + self.pw.buffered() as u64
+    /// Bytes records may add without any reaching the OS (no system call).
+    pub fn room(&self) -> usize {
+        self.pw.room()
     }
 
     pub fn file(&self) -> &Arc<File> {

@@ -231,10 +231,13 @@ impl Wal {
         &self.dir
     }
 
-    /// Where the tail's next record will start (bytes handed to the OS
-    /// and bytes still buffered); `None` without a tail.
-    pub(super) fn tail_end(&self) -> Option<u64> {
-        self.enc.as_ref().map(Encoder::end_offset)
+    /// Whether records of at most `bytes` in all would stay in the write
+    /// buffer: no system call, and so no cut either (one needs the bytes
+    /// handed to the OS past the segment's size). False without a tail.
+    pub(super) fn buffers(&self, bytes: u64) -> bool {
+        self.enc
+            .as_ref()
+            .is_some_and(|e| bytes <= e.room() as u64 && e.os_offset() < self.segment_size)
     }
 
     pub fn segment_size(&self) -> u64 {
