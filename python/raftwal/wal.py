@@ -57,6 +57,10 @@ class WAL(Closing):
 
     __slots__ = ("_commit", "_native", "_off_loop", "_pid", "_writable")
 
+    # held by the class, for __del__ at interpreter exit (module globals may
+    # be gone by then)
+    _current_pid = staticmethod(_native.current_pid)
+
     def __init__(self, native: _native.Wal, writable: bool) -> None:
         self._native = native
         self._writable = writable
@@ -68,7 +72,7 @@ class WAL(Closing):
         # A WAL dropped without close() releases its locks, threads and
         # files when collected, and says so, as an unclosed file does.
         native = getattr(self, "_native", None)
-        if native is None or native.closed or _native.current_pid() != self._pid:
+        if native is None or native.closed or self._current_pid() != self._pid:
             return
         # at interpreter exit the repr's imports may be gone: close anyway
         with contextlib.suppress(Exception):
