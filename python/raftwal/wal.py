@@ -541,16 +541,22 @@ class _GroupCommit:
             del batch
 
     def _settle(self, batch: list[tuple[int, Future[None]]]) -> None:
-        error: BaseException | None = None
         try:
             self._native.sync_to(max(seq for seq, _ in batch))
-        except BaseException as exc:
-            error = exc
+        except BaseException:
+            # Each save learns its own outcome: durable by an earlier fsync,
+            # the error of the failed one that was to cover it, or that the
+            # WAL was poisoned (or closed) before it (none of these waits).
+            for seq, fut in batch:
+                try:
+                    self._native.sync_to(seq)
+                except BaseException as exc:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(None)
+            return
         for _, fut in batch:
-            if error is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(error)
+            fut.set_result(None)
 
     def close(self) -> None:
         """Refuse new saves; settle the pending ones and stop the thread

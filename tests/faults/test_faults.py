@@ -12,6 +12,7 @@ build recovers every acknowledged entry and takes new appends.
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,55 @@ def test_disk_full_at_segment_creation_then_more_space(tmp_path: Path) -> None:
     assert next(x for x in lines if x[0] == "error")[2] == str(errno.ENOSPC)
     raftwal.verify(d / "wal")
     check_recovered(d, acked(lines))
+
+
+_IN_FLIGHT_CHILD = r"""
+import json, sys, time
+import raftwal
+from raftwal import Entry, HardState
+
+w = raftwal.WAL.create(sys.argv[1])
+futs, refused = [], None
+for i in range(1, 301):
+    try:
+        futs.append(w.save_async(HardState(1, 1, i - 1), [Entry(term=1, index=i, data=b"x" * 200)]))
+    except (raftwal.Error, OSError) as exc:
+        refused = type(exc).__name__  # the WAL is poisoned by then
+        break
+    if i % 10 == 0:
+        time.sleep(0.002)  # fsyncs keep coming: one every wave at least
+out = []
+for f in futs:
+    exc = f.exception(timeout=60)
+    out.append("ok" if exc is None else f"{type(exc).__name__}:{getattr(exc, 'errno', None)}")
+if refused:
+    out.append("refused:" + refused)
+try:
+    w.close()
+except (raftwal.Error, OSError):
+    pass
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("nth", [4, 7, 15])
+def test_a_failed_fsync_reaches_every_future_it_was_to_cover(tmp_path: Path, nth: int) -> None:
+    """300 save_async in flight and the nth fsync fails with EIO: in call
+    order, the futures resolve (durable before it), then each one that fsync
+    was to cover raises its OSError with errno EIO, whichever thread ran
+    it, then the later ones raise WALPoisonedError."""
+    r = subprocess.run(
+        [sys.executable, "-c", _IN_FLIGHT_CHILD, str(tmp_path / "wal")],
+        env=child_env(RAFTWAL_FAILPOINTS=f"fsync_before=eio@{nth}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    eio = f"OSError:{errno.EIO}"
+    kinds = [k for i, k in enumerate(out) if i == 0 or out[i - 1] != k]
+    order = ["ok", eio, "WALPoisonedError:None", "refused:WALPoisonedError"]
+    assert set(out) <= set(order), sorted(set(out))
+    assert "ok" in kinds and eio in kinds, kinds
+    assert kinds == [k for k in order if k in kinds], kinds
