@@ -302,6 +302,47 @@ def copy_rows(root: Path, rounds: int, slice_s: float) -> list[Row]:
     return [save_row, copy_row]
 
 
+# --- save_async latency with a busy caller -----------------------------------
+
+
+def async_latency_rows(root: Path, rounds: int, slice_s: float, work_us: int = 200) -> list[Row]:
+    """The futures of save_async resolve on another thread, which needs the
+    GIL: with a caller that keeps it busy between saves, the longest that
+    thread should wait is one switch interval."""
+    scenario = f"DurableStorage.save_async, 1 x 100 B, {work_us} µs of Python between calls"
+    versus = "vs sys.getswitchinterval() (the longest a thread waits for a GIL another keeps busy)"
+    p50 = Row(scenario, f"p50 latency from the call to the future resolved, {versus}", _ms)
+    p99 = Row(scenario, f"p99 latency, {versus}", _ms)
+    interval = sys.getswitchinterval()
+    for r in range(rounds):
+        d = root / f"asynclat{r}"
+        lat: list[float] = []
+        with raftwal.open(d, snapshot_count=1 << 62) as s:
+            i = s.last_index()
+            futs = []
+            end = time.perf_counter() + slice_s
+            while time.perf_counter() < end:
+                i += 1
+                t0 = time.perf_counter()
+                f = s.save_async(HardState(1, 1, i - 1), [Entry(term=1, index=i, data=b"z" * 100)])
+                f.add_done_callback(lambda _, t0=t0, lat=lat: lat.append(time.perf_counter() - t0))
+                futs.append(f)
+                stop = time.perf_counter() + work_us / 1e6
+                while time.perf_counter() < stop:
+                    pass
+            for f in futs:
+                f.result(timeout=60)
+        shutil.rmtree(d)
+        lat.sort()
+        p50.add(lat[len(lat) // 2], interval)
+        p99.add(_p99(lat), interval)
+        _say(
+            f"  round {r}: {len(lat)} saves, p50 {lat[len(lat) // 2] * 1e3:.2f} ms, "
+            f"p99 {_p99(lat) * 1e3:.2f} ms (switch interval {interval * 1e3:.1f} ms)"
+        )
+    return [p50, p99]
+
+
 # --- report ------------------------------------------------------------------
 
 
@@ -330,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(snapshot_latency(root, args.rounds, args.snapshot_mib))
         _say("entry copies")
         rows.extend(copy_rows(root, args.rounds, 0.5))
+        _say("save_async latency with a busy caller")
+        rows.extend(async_latency_rows(root, args.rounds, 1.0))
         _say(f"dump and inspect on a {args.gib} GiB WAL")
         d = root / "large"
         last = write_log(d, args.gib)
@@ -351,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         "`fsync` of as many bytes to the same filesystem (what the disk alone does to the "
         "saves' fsyncs). Copies: the storage copies each entry "
         "it is given and each it serves (`Entry(term, index, type, data)`, data shared as "
-        "immutable bytes), timed alone and as part of `DurableStorage.save`."
+        "immutable bytes), timed alone and as part of `DurableStorage.save`. save_async latency: one "
+        "thread calls `save_async` and spins in Python between calls; each future's latency "
+        "is taken in its done-callback (run by the thread that resolves it)."
     )
     md = markdown(rows, cmd.strip(), note)
     print(md)
