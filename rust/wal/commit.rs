@@ -221,38 +221,39 @@ pub struct Guard<'a> {
     shown: &'a Shown,
 }
 
-impl Guard<'_> {
+impl<'a> Guard<'a> {
     fn slot(&mut self) -> &mut Slot {
         self.g.as_mut().expect("a guard holds the lock")
     }
 
     /// Release the lock until `cond` is signalled and the core is back.
-    fn wait(mut self, cond: &Condvar) -> Self {
+    fn wait(self, cond: &Condvar) -> Self {
+        self.release_until(cond, |g| wait_slot(cond, g))
+    }
+
+    /// The syncer's wait for work on `work` (flagged `syncer_idle`, so
+    /// that only a save that finds it idle signals it), then for the core.
+    fn idle(self, work: &Condvar, cond: &Condvar) -> Self {
+        self.release_until(cond, |mut g| {
+            g.syncer_idle = true;
+            let mut g = work.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.syncer_idle = false;
+            g
+        })
+    }
+
+    /// Publish what the getters show, wait with `wait` (which releases the
+    /// lock), then on `cond` until a replay has handed the core back.
+    fn release_until(
+        mut self,
+        cond: &Condvar,
+        wait: impl FnOnce(MutexGuard<'a, Slot>) -> MutexGuard<'a, Slot>,
+    ) -> Self {
         if let Some(g) = self.g.take() {
             if let Some(w) = g.wal.as_ref() {
                 self.shown.publish(w);
             }
-            let mut g = wait_slot(cond, g);
-            while g.wal.is_none() {
-                g = wait_slot(cond, g);
-            }
-            self.g = Some(g);
-        }
-        self
-    }
-}
-
-impl Guard<'_> {
-    /// The syncer's wait for work on `work` (flagged `syncer_idle`, so
-    /// that only a save that finds it idle signals it).
-    fn idle(mut self, work: &Condvar, cond: &Condvar) -> Self {
-        if let Some(mut g) = self.g.take() {
-            if let Some(w) = g.wal.as_ref() {
-                self.shown.publish(w);
-            }
-            g.syncer_idle = true;
-            let mut g = work.wait(g).unwrap_or_else(|p| p.into_inner());
-            g.syncer_idle = false;
+            let mut g = wait(g);
             while g.wal.is_none() {
                 g = wait_slot(cond, g);
             }
